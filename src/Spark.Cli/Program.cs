@@ -1,1 +1,10 @@
-return 0;
+using System.CommandLine;
+using Spark.Cli;
+
+var root = new RootCommand("spark: train and run Hugging Face causal LMs (Llama, Qwen2) with the Spark.Native engine");
+root.Options.Add(CliApp.Verbose);
+root.Subcommands.Add(InspectCommand.Create());
+root.Subcommands.Add(ForwardCommand.Create());
+root.Subcommands.Add(GenerateCommand.Create());
+root.Subcommands.Add(DoctorCommand.Create());
+return CliApp.Run(root, args);

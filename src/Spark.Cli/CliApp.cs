@@ -1,0 +1,63 @@
+using System.CommandLine;
+using Spark.Native;
+
+namespace Spark.Cli;
+
+/// <summary>Shared CLI plumbing: the one place that turns exceptions into one-line errors and exit codes.</summary>
+internal static class CliApp
+{
+    public static readonly Option<bool> Verbose = new("--verbose") { Description = "Show stack traces of errors", Recursive = true };
+
+    public const int UsageError = 2;
+    public const int Failure = 1;
+
+    public static int Run(RootCommand root, string[] args)
+    {
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            Console.Error.WriteLine($"error: {parse.Errors[0].Message} (see 'spark {parse.CommandResult.Command.Name} --help')".Replace("spark spark", "spark"));
+            return UsageError;
+        }
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (IsUserFacing(e))
+        {
+            Console.Error.WriteLine($"error: {OneLine(e.Message)}");
+            if (parse.GetValue(Verbose)) Console.Error.WriteLine(e);
+            return Failure;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"error: internal error: {e.GetType().Name}: {OneLine(e.Message)} (run with --verbose for the stack trace)");
+            if (parse.GetValue(Verbose)) Console.Error.WriteLine(e);
+            return Failure;
+        }
+    }
+
+    private static bool IsUserFacing(Exception e) =>
+        e is SparkException or IOException or UnauthorizedAccessException or FormatException or OutOfMemoryException;
+
+    private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
+
+    /// <summary>Parses "1,2,3" into token ids; the option name is used in errors.</summary>
+    public static int[] ParseIds(string text, string option)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var ids = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], out ids[i]) || ids[i] < 0)
+                throw new SparkException($"{option}: '{parts[i]}' in \"{text}\" is not a token id (expected non-negative integers separated by commas)");
+        return ids;
+    }
+
+    public static string FormatBytes(long bytes) => bytes switch
+    {
+        >= 1L << 30 => $"{bytes / (double)(1L << 30):F2} GiB",
+        >= 1L << 20 => $"{bytes / (double)(1L << 20):F1} MiB",
+        >= 1L << 10 => $"{bytes / 1024.0:F1} KiB",
+        _ => $"{bytes} B",
+    };
+}

@@ -1,0 +1,52 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Spark.Native;
+using Spark.Native.Generation;
+
+namespace Spark.Cli;
+
+internal static class GenerateCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model folder", Required = true };
+        var ids = new Option<string[]>("--ids") { Description = "Comma-separated prompt token ids; repeat for a batch", Required = true };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate per prompt", DefaultValueFactory = _ => 64 };
+        var temperature = new Option<float>("--temperature") { Description = "Sampling temperature; 0 = greedy", DefaultValueFactory = _ => 1f };
+        var topK = new Option<int>("--top-k") { Description = "Keep the k most likely tokens; 0 = off", DefaultValueFactory = _ => 0 };
+        var topP = new Option<float>("--top-p") { Description = "Nucleus sampling mass; 1 = off", DefaultValueFactory = _ => 1f };
+        var seed = new Option<ulong>("--seed") { Description = "Random seed (same seed, same output)", DefaultValueFactory = _ => 0UL };
+        var command = new Command("generate", "Generate continuations of token-id prompts (one line of ids per prompt)")
+            { model, ids, maxNew, temperature, topK, topP, seed };
+        command.SetAction(parse =>
+        {
+            var prompts = parse.GetRequiredValue(ids).Select(s => (IReadOnlyList<int>)CliApp.ParseIds(s, "--ids")).ToArray();
+            float t = parse.GetValue(temperature);
+            var options = new GenerationOptions
+            {
+                MaxNewTokens = parse.GetValue(maxNew),
+                Strategy = t == 0f ? DecodingStrategy.Greedy : DecodingStrategy.Sample,
+                Temperature = t == 0f ? 1f : t,
+                TopK = parse.GetValue(topK),
+                TopP = parse.GetValue(topP),
+                Seed = parse.GetValue(seed),
+            };
+            using var m = SparkModel.Load(parse.GetRequiredValue(model));
+            foreach (string notice in m.LoadNotices) Console.Error.WriteLine($"note: {notice}");
+            var clock = Stopwatch.StartNew();
+            int produced = 0;
+            var results = m.Generate(prompts, options, token =>
+            {
+                produced++;
+                if (produced % 16 == 0 && !Console.IsErrorRedirected)
+                    Console.Error.Write($"\r{produced} tokens, {produced / clock.Elapsed.TotalSeconds:F1} tokens/s");
+            });
+            if (!Console.IsErrorRedirected) Console.Error.Write("\r");
+            foreach (var r in results) Console.WriteLine(string.Join(",", r.Tokens));
+            Console.Error.WriteLine($"{produced} tokens in {clock.Elapsed.TotalSeconds:F2} s ({produced / Math.Max(1e-9, clock.Elapsed.TotalSeconds):F1} tokens/s); " +
+                $"finish: {string.Join(", ", results.Select(r => r.FinishReason.ToString().ToLowerInvariant()))}");
+            return 0;
+        });
+        return command;
+    }
+}

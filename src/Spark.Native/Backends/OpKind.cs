@@ -1,0 +1,20 @@
+namespace Spark.Native.Backends;
+
+/// <summary>
+/// The closed set of operations a backend implements. Every op exists on every backend with the same
+/// signature (see <see cref="IBackend"/>); the CPU backend is the reference.
+/// </summary>
+internal enum OpKind
+{
+    Embedding,
+    RmsNorm,
+    MatMul,
+    Rope,
+    Attention,
+    SwiGlu,
+    Add,
+    Softmax,
+    LogSoftmax,
+    Copy,
+    Sample,
+}

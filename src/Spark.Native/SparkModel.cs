@@ -1,0 +1,210 @@
+using System.Text.Json;
+using Spark.Native.Backends;
+using Spark.Native.Backends.Cpu;
+using Spark.Native.Generation;
+using Spark.Native.IO;
+using Spark.Native.Models;
+
+namespace Spark.Native;
+
+/// <summary>Where a model runs.</summary>
+public enum Device
+{
+    /// <summary>The CPU reference backend (F32).</summary>
+    Cpu,
+    /// <summary>An NVIDIA GPU (not available yet in this version).</summary>
+    Cuda,
+}
+
+/// <summary>Options for <see cref="SparkModel.Load"/>.</summary>
+public sealed record ModelLoadOptions
+{
+    /// <summary>The backend to run on.</summary>
+    public Device Device { get; init; } = Device.Cpu;
+}
+
+/// <summary>What <see cref="SparkModel.Inspect"/> reports about a model folder.</summary>
+/// <param name="Config">The validated configuration.</param>
+/// <param name="ParameterCount">Parameters (tied embeddings counted once).</param>
+/// <param name="TensorCount">Parameter tensors the engine loads.</param>
+/// <param name="ParametersByStoredDType">Parameter count per dtype as stored in the checkpoint.</param>
+/// <param name="StoredBytes">Bytes of those tensors in the checkpoint.</param>
+/// <param name="CpuWeightBytes">Memory for the weights on the CPU backend (F32).</param>
+/// <param name="KvCacheBytesPerToken">KV-cache memory per token of context on the CPU backend (F32).</param>
+/// <param name="Notices">Tensors that would be skipped when loading.</param>
+public sealed record ModelInspection(ModelConfig Config, long ParameterCount, int TensorCount,
+    IReadOnlyDictionary<string, long> ParametersByStoredDType, long StoredBytes, long CpuWeightBytes, long KvCacheBytesPerToken,
+    IReadOnlyList<string> Notices);
+
+/// <summary>Logits of a forward pass: <see cref="Rows"/> × <see cref="VocabSize"/> floats, row-major.</summary>
+public sealed class Logits
+{
+    internal Logits(float[] values, int rows, int vocabSize)
+    {
+        Values = values;
+        Rows = rows;
+        VocabSize = vocabSize;
+    }
+
+    /// <summary>Number of positions (T).</summary>
+    public int Rows { get; }
+    /// <summary>Vocabulary size (V).</summary>
+    public int VocabSize { get; }
+    /// <summary>All logits, [T, V] row-major.</summary>
+    public float[] Values { get; }
+    /// <summary>The logits of position <paramref name="t"/>: [V].</summary>
+    public ReadOnlySpan<float> Row(int t) => Values.AsSpan(checked(t * VocabSize), VocabSize);
+}
+
+/// <summary>
+/// A Hugging Face causal LM (Llama or Qwen2 family) loaded from a folder with <c>config.json</c> and
+/// <c>model.safetensors</c> (or a sharded <c>model.safetensors.index.json</c>). Dispose it to free its memory.
+/// </summary>
+/// <example>
+/// <code>
+/// using var model = SparkModel.Load("Qwen2.5-0.5B-Instruct");
+/// Logits logits = model.Forward([9707, 1879]);
+/// var result = model.Generate([9707, 1879], new GenerationOptions { MaxNewTokens = 16, Seed = 7 });
+/// </code>
+/// </example>
+public sealed class SparkModel : IDisposable
+{
+    private readonly IBackend _backend;
+    private readonly ParameterArena _parameters;
+    private readonly Transformer _transformer;
+    private bool _disposed;
+
+    private SparkModel(IBackend backend, ParameterArena parameters, IReadOnlyList<string> notices)
+    {
+        _backend = backend;
+        _parameters = parameters;
+        _transformer = new Transformer(backend, parameters);
+        LoadNotices = notices;
+    }
+
+    /// <summary>The validated model configuration.</summary>
+    public ModelConfig Config => _parameters.Layout.Config;
+
+    /// <summary>Number of parameters (tied embeddings counted once).</summary>
+    public long ParameterCount => _parameters.Layout.TotalLength;
+
+    /// <summary>Things skipped while loading (e.g. <c>rotary_emb.inv_freq</c> buffers), one line each.</summary>
+    public IReadOnlyList<string> LoadNotices { get; }
+
+    /// <summary>The backend's name ("cpu").</summary>
+    public string DeviceName => _backend.Name;
+
+    /// <summary>Loads a model folder onto a device. Errors are <see cref="SparkException"/>s naming the file and field or tensor.</summary>
+    public static SparkModel Load(string directory, ModelLoadOptions? options = null)
+    {
+        options ??= new ModelLoadOptions();
+        var config = LoadConfig(directory);
+        IBackend backend = options.Device switch
+        {
+            Device.Cpu => new CpuBackend(),
+            _ => throw new SparkException($"device {options.Device} is not available in this build; use cpu"),
+        };
+        using var checkpoint = SafeTensorsCheckpoint.Open(directory);
+        var layout = new ParameterLayout(config);
+        var notices = CheckpointLoader.Validate(layout, checkpoint);
+        var arena = new ParameterArena(backend, layout);
+        try
+        {
+            CheckpointLoader.Load(arena, checkpoint);
+            return new SparkModel(backend, arena, notices);
+        }
+        catch
+        {
+            arena.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Describes a model folder without loading its weights: configuration, parameter count, stored dtypes and the
+    /// memory the CPU backend needs. The checkpoint is validated against the configuration.
+    /// </summary>
+    public static ModelInspection Inspect(string directory)
+    {
+        var config = LoadConfig(directory);
+        using var checkpoint = SafeTensorsCheckpoint.Open(directory);
+        var layout = new ParameterLayout(config);
+        var notices = CheckpointLoader.Validate(layout, checkpoint);
+        var byDType = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        long storedBytes = 0;
+        foreach (var entry in layout.Entries)
+        {
+            checkpoint.TryGet(entry.Name, out var info);
+            string dtype = info.DType.ToString();
+            byDType[dtype] = byDType.GetValueOrDefault(dtype) + entry.Length;
+            storedBytes += info.End - info.Begin;
+        }
+        return new ModelInspection(config, layout.TotalLength, layout.Entries.Count, byDType, storedBytes,
+            CpuWeightBytes: layout.TotalLength * sizeof(float),
+            KvCacheBytesPerToken: 2L * config.LayerCount * config.KeyValueHeadCount * config.HeadDim * sizeof(float),
+            notices);
+    }
+
+    /// <summary>
+    /// Reads <c>config.json</c> of a model folder, merging EOS ids from <c>generation_config.json</c> when present.
+    /// </summary>
+    public static ModelConfig LoadConfig(string directory)
+    {
+        if (!System.IO.Directory.Exists(directory)) throw new SparkException($"{directory}: no such model folder");
+        string path = Path.Combine(directory, "config.json");
+        if (!File.Exists(path)) throw new SparkException($"{directory}: no config.json in the model folder");
+        var config = ModelConfig.Load(path);
+        string genPath = Path.Combine(directory, "generation_config.json");
+        if (!File.Exists(genPath)) return config;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(genPath));
+            var eos = ModelConfig.ReadTokenIds(doc.RootElement, "eos_token_id", genPath);
+            return config with { EosTokenIds = config.EosTokenIds.Concat(eos).Distinct().ToArray() };
+        }
+        catch (JsonException e)
+        {
+            throw new SparkException($"{genPath}: invalid JSON at line {e.LineNumber + 1}", e);
+        }
+    }
+
+    /// <summary>Logits for every position of <paramref name="ids"/> [T], processed from position 0: [T, V].</summary>
+    public Logits Forward(ReadOnlySpan<int> ids)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (ids.IsEmpty) throw new SparkException("forward needs at least one token id");
+        Generator.ValidateIds(ids.ToArray(), Config.VocabSize, "ids");
+        using var cache = new KvCache(_backend, Config, slots: 1, capacity: ids.Length);
+        using var logits = _transformer.Forward(ids, [new Segment(0, 0, ids.Length)], cache, LogitRows.All);
+        var values = new float[logits.Length];
+        _backend.Download(values, logits);
+        return new Logits(values, ids.Length, Config.VocabSize);
+    }
+
+    /// <summary>
+    /// Generates a continuation of each prompt (prompts may differ in length), batched. Tokens are reported to
+    /// <paramref name="onToken"/> as they are sampled.
+    /// </summary>
+    public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options,
+        Action<GeneratedToken>? onToken = null)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return Generator.Generate(_transformer, prompts, options, onToken);
+    }
+
+    /// <summary>Generates a continuation of one prompt.</summary>
+    public GenerationResult Generate(IReadOnlyList<int> prompt, GenerationOptions options, Action<GeneratedToken>? onToken = null) =>
+        Generate([prompt], options, onToken)[0];
+
+    internal Transformer Transformer => _transformer;
+
+    /// <summary>Frees the model's memory.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _transformer.Dispose();
+        _parameters.Dispose();
+        _backend.Dispose();
+    }
+}

@@ -1,0 +1,277 @@
+using Spark.Native.Backends;
+using Spark.Native.Generation;
+using Spark.Native.Tests.Fixtures;
+using Tensor = Spark.Native.Tensors.Tensor;
+
+namespace Spark.Native.Tests.Cpu;
+
+/// <summary>
+/// Every op of a backend against a float64 reference written here with plain loops, on odd shapes, with guard rows
+/// around each output (an out-of-bounds write fails the test) and NaN always a failure. A backend gets the whole
+/// suite by deriving one small class (see <see cref="CpuBackendOpsTests"/>).
+/// </summary>
+public abstract class BackendOpsTests : IDisposable
+{
+    private protected abstract IBackend Backend { get; }
+    /// <summary>Largest accepted relative error ‖a−b‖/‖b‖ against float64 for the F32 backends.</summary>
+    protected virtual double Tolerance => 2e-6;
+
+    public virtual void Dispose() => Backend.Dispose();
+
+    private const float Sentinel = 1234.5f;
+
+    /// <summary>A [rows, cols] view with one guard row of sentinels on each side.</summary>
+    private sealed class Guarded : IDisposable
+    {
+        private readonly IBackend _b;
+        private readonly Tensor _owner;
+        public Guarded(IBackend b, int rows, int cols, float[]? values)
+        {
+            _b = b;
+            _owner = b.Allocate(DType.F32, rows + 2, cols);
+            var init = new float[(rows + 2) * cols];
+            Array.Fill(init, Sentinel);
+            values?.CopyTo(init, cols);
+            if (values is null) Array.Fill(init, 0f, cols, rows * cols);
+            b.Upload(_owner, init);
+            View = _owner.Rows(1, rows);
+        }
+        public Tensor View { get; }
+        public float[] Read()
+        {
+            var all = new float[_owner.Length];
+            _b.Download(all, _owner);
+            int cols = _owner.Shape[1];
+            for (int i = 0; i < cols; i++)
+            {
+                Assert.True(all[i] == Sentinel, $"guard before the output was overwritten at {i}");
+                Assert.True(all[^(i + 1)] == Sentinel, $"guard after the output was overwritten at {i}");
+            }
+            return all[cols..^cols];
+        }
+        public void Dispose() => _owner.Dispose();
+    }
+
+    private Guarded Input(int rows, int cols, int seed, float scale = 1f) => new(Backend, rows, cols, Numerics.RandomFloats(rows * cols, seed, scale));
+    private Guarded Output(int rows, int cols) => new(Backend, rows, cols, null);
+
+    private void AssertClose(float[] actual, double[] expected, string what)
+    {
+        double err = Numerics.RelativeError(actual, expected);
+        Assert.True(err <= Tolerance, $"{what}: relative error {err:E2} > {Tolerance:E1}");
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(3, 7, 5)]
+    [InlineData(13, 29, 31)]
+    public void Embedding(int t, int v, int h)
+    {
+        using var table = Input(v, h, 1);
+        using var output = Output(t, h);
+        var ids = Enumerable.Range(0, t).Select(i => i * 7 % v).ToArray();
+        Backend.Embedding(output.View, table.View, ids);
+        var w = Numerics.RandomFloats(v * h, 1);
+        var expected = ids.SelectMany(id => w.Skip(id * h).Take(h)).Select(x => (double)x).ToArray();
+        Assert.Equal(expected.Select(x => (float)x), output.Read());
+        Assert.Throws<ArgumentOutOfRangeException>(() => Backend.Embedding(output.View, table.View, ids.Select(_ => v).ToArray()));
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(5, 17)]
+    [InlineData(3, 1031)]
+    public void RmsNorm(int t, int h)
+    {
+        using var x = Input(t, h, 2, 3f);
+        using var w = Input(1, h, 3);
+        using var y = Output(t, h);
+        Backend.RmsNorm(y.View, x.View, w.View.Reshape(h), 1e-5f);
+        var xs = Numerics.RandomFloats(t * h, 2, 3f);
+        var ws = Numerics.RandomFloats(h, 3);
+        var expected = new double[t * h];
+        for (int r = 0; r < t; r++)
+        {
+            double ms = 0;
+            for (int i = 0; i < h; i++) ms += (double)xs[r * h + i] * xs[r * h + i];
+            double s = 1 / Math.Sqrt(ms / h + 1e-5);
+            for (int i = 0; i < h; i++) expected[r * h + i] = xs[r * h + i] * s * ws[i];
+        }
+        AssertClose(y.Read(), expected, "RmsNorm");
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1, true)]
+    [InlineData(1, 67, 33, false)]
+    [InlineData(7, 13, 129, true)]
+    [InlineData(37, 65, 300, true)]
+    [InlineData(130, 19, 17, false)]
+    public void MatMul(int m, int n, int k, bool withBias)
+    {
+        using var x = Input(m, k, 4);
+        using var w = Input(n, k, 5);
+        using var b = Input(1, n, 6);
+        using var y = Output(m, n);
+        Backend.MatMul(y.View, x.View, w.View, withBias ? b.View.Reshape(n) : null);
+        var xs = Numerics.RandomFloats(m * k, 4);
+        var ws = Numerics.RandomFloats(n * k, 5);
+        var bs = Numerics.RandomFloats(n, 6);
+        var expected = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = withBias ? bs[j] : 0;
+                for (int p = 0; p < k; p++) s += (double)xs[i * k + p] * ws[j * k + p];
+                expected[i * n + j] = s;
+            }
+        AssertClose(y.Read(), expected, "MatMul");
+        using var wrong = Input(n, k + 1, 7);
+        Assert.Throws<ArgumentException>(() => Backend.MatMul(y.View, x.View, wrong.View, null));
+    }
+
+    [Theory]
+    [InlineData(1, 1, 2, 0)]
+    [InlineData(5, 3, 8, 11)]
+    [InlineData(4, 2, 66, 1000)]
+    public void Rope(int t, int heads, int hd, int firstPosition)
+    {
+        using var x = Input(t, heads * hd, 7);
+        var invFreq = Enumerable.Range(0, hd / 2).Select(j => (float)Math.Pow(10000, -2.0 * j / hd)).ToArray();
+        using var inv = new Guarded(Backend, 1, hd / 2, invFreq);
+        var positions = Enumerable.Range(firstPosition, t).ToArray();
+        Backend.Rope(x.View, positions, inv.View.Reshape(hd / 2), hd);
+        var xs = Numerics.RandomFloats(t * heads * hd, 7);
+        var expected = new double[xs.Length];
+        for (int r = 0; r < t; r++)
+            for (int head = 0; head < heads; head++)
+                for (int j = 0; j < hd / 2; j++)
+                {
+                    int i0 = r * heads * hd + head * hd + j, i1 = i0 + hd / 2;
+                    double angle = positions[r] * (double)invFreq[j];
+                    expected[i0] = xs[i0] * Math.Cos(angle) - xs[i1] * Math.Sin(angle);
+                    expected[i1] = xs[i1] * Math.Cos(angle) + xs[i0] * Math.Sin(angle);
+                }
+        AssertClose(x.Read(), expected, "Rope");
+    }
+
+    [Theory]
+    [InlineData(1, 0, 1, 1, 2)]     // single token
+    [InlineData(7, 0, 6, 2, 8)]     // prefill, GQA 3:1
+    [InlineData(1, 12, 4, 4, 6)]    // decode against a cache, MHA
+    [InlineData(5, 9, 6, 1, 10)]    // chunk after a prefix, MQA
+    public void Attention(int t, int start, int nh, int nkv, int hd)
+    {
+        int s = start + t + 3; // cache longer than needed: rows past start+t must be ignored
+        using var q = Input(t, nh * hd, 8);
+        using var k = Input(s, nkv * hd, 9);
+        using var v = Input(s, nkv * hd, 10);
+        using var o = Output(t, nh * hd);
+        Backend.Attention(o.View, q.View, k.View, v.View, start, new AttentionHeads(nh, nkv, hd));
+        var qs = Numerics.RandomFloats(t * nh * hd, 8);
+        var ks = Numerics.RandomFloats(s * nkv * hd, 9);
+        var vs = Numerics.RandomFloats(s * nkv * hd, 10);
+        var expected = new double[t * nh * hd];
+        for (int r = 0; r < t; r++)
+            for (int head = 0; head < nh; head++)
+            {
+                int g = head / (nh / nkv), visible = start + r + 1;
+                var p = new double[visible];
+                for (int j = 0; j < visible; j++)
+                {
+                    double dot = 0;
+                    for (int d = 0; d < hd; d++) dot += (double)qs[(r * nh + head) * hd + d] * ks[(j * nkv + g) * hd + d];
+                    p[j] = dot / Math.Sqrt(hd);
+                }
+                double max = p.Max(), sum = 0;
+                for (int j = 0; j < visible; j++) sum += p[j] = Math.Exp(p[j] - max);
+                for (int j = 0; j < visible; j++)
+                    for (int d = 0; d < hd; d++) expected[(r * nh + head) * hd + d] += p[j] / sum * vs[(j * nkv + g) * hd + d];
+            }
+        AssertClose(o.Read(), expected, "Attention");
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 4097)]
+    [InlineData(9, 40000)]
+    public void SwiGluAndAdd(int t, int i)
+    {
+        using var g = Input(t, i, 11, 4f);
+        using var u = Input(t, i, 12);
+        using var y = Output(t, i);
+        Backend.SwiGlu(y.View, g.View, u.View);
+        var gs = Numerics.RandomFloats(t * i, 11, 4f);
+        var us = Numerics.RandomFloats(t * i, 12);
+        var silu = gs.Select((x, n) => x / (1 + Math.Exp(-x)) * us[n]).ToArray();
+        AssertClose(y.Read(), silu, "SwiGlu");
+
+        using var sum = Output(t, i);
+        Backend.Add(sum.View, g.View, u.View);
+        AssertClose(sum.Read(), gs.Select((x, n) => (double)x + us[n]).ToArray(), "Add");
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(4, 7)]
+    [InlineData(3, 50001)]
+    public void SoftmaxAndLogSoftmax(int rows, int cols)
+    {
+        using var x = Input(rows, cols, 13, 20f);
+        using var p = Output(rows, cols);
+        using var lp = Output(rows, cols);
+        Backend.Softmax(p.View, x.View);
+        Backend.LogSoftmax(lp.View, x.View);
+        var xs = Numerics.RandomFloats(rows * cols, 13, 20f);
+        var expectedP = new double[xs.Length];
+        var expectedLp = new double[xs.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            var row = xs.AsSpan(r * cols, cols).ToArray();
+            double max = row.Max(), z = row.Sum(v => Math.Exp(v - max));
+            for (int c = 0; c < cols; c++)
+            {
+                expectedLp[r * cols + c] = row[c] - max - Math.Log(z);
+                expectedP[r * cols + c] = Math.Exp(expectedLp[r * cols + c]);
+            }
+        }
+        AssertClose(p.Read(), expectedP, "Softmax");
+        AssertClose(lp.Read(), expectedLp, "LogSoftmax");
+    }
+
+    [Fact]
+    public void CopyMovesRowsIntoAView()
+    {
+        using var src = Input(3, 5, 14);
+        using var dst = Output(8, 5);
+        Backend.Copy(dst.View.Rows(2, 3), src.View);
+        var got = dst.Read();
+        var expected = new float[40];
+        Numerics.RandomFloats(15, 14).CopyTo(expected, 10);
+        Assert.Equal(expected, got);
+    }
+
+    [Fact]
+    public void SampleIsGreedyAtZeroTemperatureAndReproducible()
+    {
+        const int v = 1000;
+        var logits = Numerics.RandomFloats(3 * v, 15, 4f);
+        using var x = new Guarded(Backend, 3, v, logits);
+        var tokens = new int[3];
+        Backend.Sample(tokens, x.View, [new(0f, 0, 1f, 0, 0), new(0f, 5, 0.5f, 3, 1), new(0f, 0, 1f, 9, 9)]);
+        for (int r = 0; r < 3; r++) Assert.Equal(SamplingRule.Argmax(logits.AsSpan(r * v, v)), tokens[r]);
+
+        var rows = new SamplingRow[] { new(1f, 0, 1f, 42, 0), new(0.7f, 50, 0.9f, 42, 1), new(2f, 3, 1f, 5, 2) };
+        var again = new int[3];
+        Backend.Sample(tokens, x.View, rows);
+        Backend.Sample(again, x.View, rows);
+        Assert.Equal(tokens, again);
+        // top-k 3 keeps one of the three best of row 2
+        var best3 = logits.AsSpan(2 * v, v).ToArray().Select((l, i) => (l, i)).OrderByDescending(p => p.l).Take(3).Select(p => p.i);
+        Assert.Contains(tokens[2], best3);
+    }
+}
+
+public sealed class CpuBackendOpsTests : BackendOpsTests
+{
+    private protected override IBackend Backend { get; } = new Native.Backends.Cpu.CpuBackend();
+}
