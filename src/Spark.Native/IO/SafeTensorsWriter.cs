@@ -1,0 +1,151 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+
+namespace Spark.Native.IO;
+
+/// <summary>Writes safetensors files atomically.</summary>
+public static class SafeTensorsWriter
+{
+    /// <summary>
+    /// Writes <paramref name="tensors"/> to <paramref name="path"/>, laid out in the order given with no gaps.
+    /// The header carries <c>"__metadata__": {"format": "pt", ...metadata}</c> (a user "format" key replaces "pt")
+    /// and is padded with spaces to a multiple of 8 bytes, so the data buffer is 8-byte aligned.
+    /// The file is written to <c>path + ".tmp-*"</c> in the same folder, flushed to disk, then moved over
+    /// <paramref name="path"/>; on failure the temporary file is deleted and <paramref name="path"/> is untouched.
+    /// Throws <see cref="ArgumentException"/> for a duplicate or reserved name, a negative dimension, or data whose
+    /// length is not shape × dtype size.
+    /// </summary>
+    public static void Write(string path, IEnumerable<SafeTensorWriteEntry> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var entries = tensors.ToList();
+        byte[] header = BuildHeader(entries, metadata ?? new Dictionary<string, string>());
+        path = Path.GetFullPath(path);
+        string temp = $"{path}.tmp-{Path.GetRandomFileName()}";
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            {
+                Span<byte> prefix = stackalloc byte[8];
+                BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
+                stream.Write(prefix);
+                stream.Write(header);
+                foreach (var e in entries) stream.Write(e.Data.Span);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(temp); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+            throw;
+        }
+    }
+
+    private static byte[] BuildHeader(List<SafeTensorWriteEntry> entries, IReadOnlyDictionary<string, string> metadata)
+    {
+        var names = new HashSet<string>();
+        foreach (var e in entries)
+        {
+            if (e.Name.Length == 0 || e.Name == "__metadata__")
+                throw new ArgumentException($"'{e.Name}' is not a valid tensor name", nameof(entries));
+            if (!names.Add(e.Name))
+                throw new ArgumentException($"tensor '{e.Name}' appears twice", nameof(entries));
+            SafeTensorWriteEntry.CheckLength(e.Name, e.DType, e.Shape, e.Data.Length);
+        }
+
+        var json = new ArrayBufferWriter<byte>();
+        using (var w = new Utf8JsonWriter(json, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            w.WriteStartObject();
+            w.WriteStartObject("__metadata__");
+            w.WriteString("format", metadata.GetValueOrDefault("format", "pt"));
+            foreach (var (key, value) in metadata)
+                if (key != "format") w.WriteString(key, value);
+            w.WriteEndObject();
+            long offset = 0;
+            foreach (var e in entries)
+            {
+                w.WriteStartObject(e.Name);
+                w.WriteString("dtype", DTypes.Name(e.DType));
+                w.WriteStartArray("shape");
+                foreach (long d in e.Shape) w.WriteNumberValue(d);
+                w.WriteEndArray();
+                w.WriteStartArray("data_offsets");
+                w.WriteNumberValue(offset);
+                offset += e.Data.Length;
+                w.WriteNumberValue(offset);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+        }
+        var header = new byte[(json.WrittenCount + 7) & ~7];
+        json.WrittenSpan.CopyTo(header);
+        header.AsSpan(json.WrittenCount).Fill((byte)' ');
+        return header;
+    }
+}
+
+/// <summary>One tensor to write: little-endian, row-major <paramref name="Data"/> of <c>Shape</c> elements of <c>DType</c>.</summary>
+/// <param name="Name">Tensor name.</param>
+/// <param name="DType">Stored element type.</param>
+/// <param name="Shape">Dimensions, row-major; empty for a scalar.</param>
+/// <param name="Data">Exactly element count × <see cref="DTypes.SizeOf"/> bytes.</param>
+public sealed record SafeTensorWriteEntry(string Name, DType DType, long[] Shape, ReadOnlyMemory<byte> Data)
+{
+    /// <summary>
+    /// An entry for F32 <paramref name="data"/>, stored as F32 (not copied: leave the array unchanged until written),
+    /// or converted now to BF16 / F16 with round-to-nearest-even.
+    /// </summary>
+    public static SafeTensorWriteEntry FromF32(string name, long[] shape, float[] data, DType storeAs = DType.F32)
+    {
+        if (storeAs is not (DType.F32 or DType.BF16 or DType.F16))
+            throw new ArgumentException($"tensor '{name}': F32 data can be stored as F32, BF16 or F16, not {DTypes.Name(storeAs)}", nameof(storeAs));
+        CheckLength(name, storeAs, shape, (long)data.Length * DTypes.SizeOf(storeAs));
+        if (storeAs == DType.F32) return new(name, storeAs, shape, new ArrayBytes<float>(data).Memory);
+        var bytes = new byte[data.Length * DTypes.SizeOf(storeAs)];
+        NumericConversions.FromF32(storeAs, data, bytes);
+        return new(name, storeAs, shape, bytes);
+    }
+
+    /// <summary>An I64 entry over <paramref name="data"/> (not copied: leave the array unchanged until written).</summary>
+    public static SafeTensorWriteEntry FromI64(string name, long[] shape, long[] data)
+    {
+        CheckLength(name, DType.I64, shape, (long)data.Length * sizeof(long));
+        return new(name, DType.I64, shape, new ArrayBytes<long>(data).Memory);
+    }
+
+    internal static void CheckLength(string name, DType dtype, long[] shape, long byteLength)
+    {
+        if (Array.Exists(shape, d => d < 0))
+            throw new ArgumentException($"tensor '{name}': shape {SafeTensorInfo.FormatShape(shape)} has a negative dimension", nameof(shape));
+        long expected;
+        try { expected = checked(SafeTensorInfo.CountElements(shape) * DTypes.SizeOf(dtype)); }
+        catch (OverflowException) { expected = -1; }
+        if (expected != byteLength)
+            throw new ArgumentException(
+                $"tensor '{name}': shape {SafeTensorInfo.FormatShape(shape)} of {DTypes.Name(dtype)} needs {(expected < 0 ? "more than 2^63" : expected)} bytes, the data has {byteLength}");
+        if (byteLength > int.MaxValue)
+            throw new ArgumentException($"tensor '{name}': {byteLength} bytes is more than one write entry can hold (2 GiB)");
+    }
+
+    private sealed unsafe class ArrayBytes<T>(T[] array) : MemoryManager<byte> where T : unmanaged
+    {
+        public override Span<byte> GetSpan() => MemoryMarshal.AsBytes(array.AsSpan());
+
+        public override MemoryHandle Pin(int elementIndex = 0)
+        {
+            var handle = GCHandle.Alloc(array, GCHandleType.Pinned);
+            return new MemoryHandle((byte*)handle.AddrOfPinnedObject() + elementIndex, handle, this);
+        }
+
+        public override void Unpin() { }
+
+        protected override void Dispose(bool disposing) { }
+    }
+}
