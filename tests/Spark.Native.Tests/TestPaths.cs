@@ -1,18 +1,29 @@
 namespace Spark.Native.Tests;
 
-/// <summary>Locations shared by tests: the repository root (folder holding Spark.Native.sln) and ../shared next to it.</summary>
+/// <summary>
+/// Locations shared by tests: the repository root (the folder holding Spark.Native.sln, null when the tests run from a
+/// published copy) and the read-only ../shared folder beside it (golden files, data), or $SPARK_SHARED_DIR when set.
+/// </summary>
 internal static class TestPaths
 {
-    public static string RepoRoot { get; } = FindRepoRoot();
+    public static string? RepoRoot { get; } = FindRepoRoot();
 
-    /// <summary>The shared folder beside the repository (golden files, data), or null when absent.</summary>
-    public static string? SharedDir { get; } =
-        Directory.Exists(Path.Combine(RepoRoot, "..", "shared")) ? Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared")) : null;
+    /// <summary>The shared folder (golden references, tokenizer data), or null when absent.</summary>
+    public static string? SharedDir { get; } = FindShared();
 
-    private static string FindRepoRoot()
+    private static string? FindShared()
+    {
+        string? fromEnv = Environment.GetEnvironmentVariable("SPARK_SHARED_DIR");
+        if (!string.IsNullOrEmpty(fromEnv)) return Directory.Exists(fromEnv) ? Path.GetFullPath(fromEnv) : null;
+        if (RepoRoot is null) return null;
+        string candidate = Path.Combine(RepoRoot, "..", "shared");
+        return Directory.Exists(candidate) ? Path.GetFullPath(candidate) : null;
+    }
+
+    private static string? FindRepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "Spark.Native.sln"))) return dir.FullName;
-        throw new InvalidOperationException($"no Spark.Native.sln above {AppContext.BaseDirectory}");
+        return null;
     }
 }
