@@ -13,10 +13,14 @@ internal static class CliApp
 
     public static int Run(RootCommand root, string[] args)
     {
+        if (args.Length == 0) args = ["--help"];
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            Console.Error.WriteLine($"error: {parse.Errors[0].Message} (see 'spark {parse.CommandResult.Command.Name} --help')".Replace("spark spark", "spark"));
+            // an unknown word explains more than the "required command" that follows from it
+            var error = parse.Errors.FirstOrDefault(e => e.Message.Contains("Unrecognized", StringComparison.Ordinal)) ?? parse.Errors[0];
+            string command = parse.CommandResult.Command == root ? "spark" : $"spark {parse.CommandResult.Command.Name}";
+            Console.Error.WriteLine($"error: {OneLine(error.Message)} (see '{command} --help')");
             return UsageError;
         }
         try

@@ -21,7 +21,9 @@ internal static class ForwardCommand
             var entries = new List<SafeTensorWriteEntry>();
             for (int i = 0; i < sequences.Length; i++)
             {
-                var logits = m.Forward(sequences[i]);
+                Logits logits;
+                try { logits = m.Forward(sequences[i]); }
+                catch (SparkException e) { throw new SparkException($"--ids #{i + 1}: {e.Message}", e); }
                 entries.Add(SafeTensorWriteEntry.FromF32($"logits.{i}", [logits.Rows, logits.VocabSize], logits.Values));
             }
             SafeTensorsWriter.Write(outPath, entries);
