@@ -8,6 +8,7 @@ using Spark.Benchmarks;
 var suites = new Dictionary<string, (string Description, Func<BenchOptions, BenchSuiteResult> Run)>
 {
     ["gemm"] = ("CPU float32 GEMM GFLOP/s (linear, decode and backward layouts)", GemmSuite.Run),
+    ["forward"] = ("Model forward tokens/s on the CPU backend: prefill and KV-cache decode at real shapes", ForwardSuite.Run),
 };
 
 if (args.Length == 0 || args[0] is "-h" or "--help" || !suites.ContainsKey(args[0]))
