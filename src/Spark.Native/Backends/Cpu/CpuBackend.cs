@@ -55,16 +55,12 @@ internal sealed class CpuBackend : IBackend
     public void RmsNorm(Tensor output, Tensor input, Tensor weight, float eps)
     {
         Check.Rank(input, 2, nameof(input));
-        int rows = input.Shape[0], h = input.Shape[1];
-        Check.Shape(output, nameof(output), rows, h);
+        int h = input.Shape[1];
+        Check.SameShape(input, output, nameof(output));
         Check.Shape(weight, nameof(weight), h);
-        var mo = output.Memory; long oo = output.Offset;
-        var mi = input.Memory; long io = input.Offset;
         var mw = weight.Memory; long wo = weight.Offset;
-        ParallelRows(rows, (long)h * 4, t =>
+        RowWise(output, input, (x, y) =>
         {
-            var x = Span(mi, io + (long)t * h, h);
-            var y = Span(mo, oo + (long)t * h, h);
             float meanSquare = TensorPrimitives.SumOfSquares(x) / h;
             float scale = 1f / MathF.Sqrt(meanSquare + eps);
             TensorPrimitives.Multiply(x, scale, y);
@@ -158,14 +154,11 @@ internal sealed class CpuBackend : IBackend
     {
         Check.SameShape(gate, up, nameof(up));
         Check.SameShape(gate, output, nameof(output));
-        var g = Data(gate);
-        var u = Data(up);
-        var o = Data(output);
         const int chunk = 16384;
         var mo = output.Memory; long oo = output.Offset;
         var mg = gate.Memory; long go = gate.Offset;
         var mu = up.Memory; long uo = up.Offset;
-        int n = o.Length;
+        int n = checked((int)output.Length);
         ParallelRows((n + chunk - 1) / chunk, chunk * 8, c =>
         {
             int start = c * chunk, len = Math.Min(chunk, n - start);
@@ -192,24 +185,15 @@ internal sealed class CpuBackend : IBackend
     {
         Check.Rank(input, 2, nameof(input));
         Check.SameShape(input, output, nameof(output));
-        int c = input.Shape[1];
-        var mo = output.Memory; long oo = output.Offset;
-        var mi = input.Memory; long io = input.Offset;
-        ParallelRows(input.Shape[0], (long)c * 4, r =>
-            TensorPrimitives.SoftMax(Span(mi, io + (long)r * c, c), Span(mo, oo + (long)r * c, c)));
+        RowWise(output, input, (x, y) => TensorPrimitives.SoftMax(x, y));
     }
 
     public void LogSoftmax(Tensor output, Tensor input)
     {
         Check.Rank(input, 2, nameof(input));
         Check.SameShape(input, output, nameof(output));
-        int c = input.Shape[1];
-        var mo = output.Memory; long oo = output.Offset;
-        var mi = input.Memory; long io = input.Offset;
-        ParallelRows(input.Shape[0], (long)c * 4, r =>
+        RowWise(output, input, (x, y) =>
         {
-            var x = Span(mi, io + (long)r * c, c);
-            var y = Span(mo, oo + (long)r * c, c);
             float max = TensorPrimitives.Max(x);
             TensorPrimitives.Subtract(x, max, y);
             double sum = 0;
@@ -249,6 +233,17 @@ internal sealed class CpuBackend : IBackend
     private static Span<float> Data(Tensor t) => Span(t.Memory, t.Offset, t.Length);
 
     private static Span<float> Span(DeviceMemory memory, long offset, long length) => ((CpuMemory)memory).Span(offset, length);
+
+    private delegate void RowKernel(ReadOnlySpan<float> input, Span<float> output);
+
+    /// <summary>Applies a kernel to each row of input [R, C] and output [R, C] (same shape), rows in parallel.</summary>
+    private static void RowWise(Tensor output, Tensor input, RowKernel kernel)
+    {
+        int c = input.Shape[1];
+        var mo = output.Memory; long oo = output.Offset;
+        var mi = input.Memory; long io = input.Offset;
+        ParallelRows(input.Shape[0], (long)c * 4, r => kernel(Span(mi, io + (long)r * c, c), Span(mo, oo + (long)r * c, c)));
+    }
 
     /// <summary>Runs body(i) for i in [0, count), in parallel when the work (count × bytesPerItem) is worth it.</summary>
     private static void ParallelRows(int count, long bytesPerItem, Action<int> body)
