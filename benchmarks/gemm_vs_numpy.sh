@@ -69,6 +69,7 @@ SHAPES = [
     ("linear", 2048, 896, 4864, "No", "Yes", "Overwrite"),
     ("decode", 1, 4864, 896, "No", "Yes", "Overwrite"),
     ("decode", 1, 896, 4864, "No", "Yes", "Overwrite"),
+    ("decode_b8", 8, 4864, 896, "No", "Yes", "Overwrite"),
     ("backward_dx", 2048, 896, 4864, "No", "No", "Overwrite"),
     ("backward_dw", 4864, 896, 2048, "Yes", "No", "AddToOutput"),
 ]
@@ -104,7 +105,7 @@ HARNESS=(dotnet benchmarks/Spark.Benchmarks/bin/Release/net10.0/Spark.Benchmarks
 for r in $(seq 1 "$ROUNDS"); do
   echo "--- round $r of $ROUNDS"
   OPENBLAS_NUM_THREADS=$THREADS $PY "$TMP/numpy_gemm.py" "$TMP/numpy-$r.json"
-  "${HARNESS[@]}" --json "$TMP/spark-$r.json" | tail -n +3 | sed 's/^/spark  /'
+  "${HARNESS[@]}" --json "$TMP/spark-$r.json" | sed -n '3,/^Wrote/p' | grep -v '^Wrote' | sed 's/^/spark  /'
 done
 
 # (d) combine: per shape, each side's best median over the rounds, and the ratio ours / numpy.
