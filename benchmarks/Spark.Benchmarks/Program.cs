@@ -1,7 +1,8 @@
 // Spark.Benchmarks: a plain Stopwatch harness (warm-up, repeated timed runs, median) that writes one JSON file
 // per run. Each suite is a subcommand: `dotnet run -c Release --project benchmarks/Spark.Benchmarks -- gemm
 // [--json PATH] [--threads N] [--reps N] [--warmup N] [--filter TEXT]`. To add a suite, write a Func<BenchOptions,
-// BenchSuiteResult> and register it in Suites below.
+// BenchSuiteResult> and register it in `suites`
+// below; BenchReport adds the machine, commit and time, and writes the JSON.
 
 using Spark.Benchmarks;
 

@@ -10,9 +10,10 @@ public class CpuGemmTests
     private const int Guard = 16;
     private const float GuardValue = -12345.678f;
 
-    // Shapes (M, N, K): degenerate ones, odd primes, vector shapes (M = 1 and N = 1 take the matrix–vector path),
-    // and shapes that cross each block size: K > 256 (KC; 600 is three blocks), M > 4096 (packed-A chunk), N > 4096 (packed-B chunk),
-    // and several tiles per thread (parallel path above 2^18 multiply-adds).
+    // Shapes (M, N, K): degenerate ones and odd primes; the few-row path (M ≤ 8, and N = 1 turned into M = 1) and
+    // its boundary (8 vs 9 rows); shapes that cross each block size of the packed path: K > 256 (KC; 600 is three
+    // blocks), M > 4096 (packed-A chunk), N > 4096 (packed-B chunk), and several tiles per thread (parallel path
+    // above 2^18 multiply-adds).
     public static readonly TheoryData<int, int, int> Shapes = new()
     {
         { 1, 1, 1 },
@@ -20,13 +21,16 @@ public class CpuGemmTests
         { 7, 1, 19 },
         { 3, 5, 7 },
         { 2, 2, 1 },
+        { 8, 33, 17 },
+        { 9, 33, 17 },
         { 17, 33, 65 },
         { 37, 129, 257 },
         { 130, 67, 300 },
         { 1, 1031, 300 },
         { 613, 1, 300 },
+        { 5, 700, 300 },
         { 20, 40, 600 },
-        { 2, 4100, 3 },
+        { 9, 4100, 3 },
         { 4100, 2, 3 },
     };
 

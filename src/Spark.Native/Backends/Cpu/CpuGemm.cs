@@ -18,6 +18,7 @@
 // memory-bound, so it skips packing. Results do not depend on the thread count (each element is summed in
 // the same order whichever thread computes it).
 
+using System.Diagnostics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -84,6 +85,11 @@ internal static unsafe partial class CpuGemm
     /// <summary>Tiles per thread in a parallel pass: a few, so that a core busy with something else does not hold up the call.</summary>
     private const int TilesPerThread = 4;
 
+    /// <summary>Up to this many rows of C, packing B costs more than it saves (see <see cref="SmallMJob"/>). Measured on
+    /// 2 cores for N×K = 4864×896 and 896×4864: the few-row path is 2–3× faster at M = 2–4, 1.5–2× at M = 8, even
+    /// at M = 12–16 and slower beyond.</summary>
+    private const int SmallMMax = 8;
+
     /// <summary>Below this many multiply-adds a call runs on the calling thread only.</summary>
     private const long ParallelThresholdFmas = 1 << 18;
 
@@ -141,16 +147,17 @@ internal static unsafe partial class CpuGemm
         fixed (float* pc = c, pa = a, pb = b, pbias = bias)
         {
             float* biasPtr = bias.IsEmpty ? null : pbias;
-            if (m == 1)
+            if (n == 1 && m > 1)
             {
-                // c[1,N] = a[K] · op(B): op(B) column j is row j of B stored [N,K] (dot form), or column j of B [K,N].
-                Gemv(pc, pb, pa, biasPtr, biasStride: 1, n, k, rowsAreContiguous: transB == Transpose.Yes, accumulate, threads);
+                // C[M,1] = op(A)·b[K] is the 1-row problem Cᵀ[1,M] = bᵀ·op(A)ᵀ, whose B operand is A with the
+                // opposite flag (A stored [M,K] is op(A)ᵀ stored [N,K]); the one bias value applies to every output.
+                SmallMJob.Rent().Run(pc, pb, pa, biasPtr, biasStride: 0, 1, m, k, Transpose.No,
+                    transA == Transpose.No ? Transpose.Yes : Transpose.No, accumulate, threads);
                 return;
             }
-            if (n == 1)
+            if (m <= SmallMMax && (transA == Transpose.No || transB == Transpose.No))
             {
-                // c[M,1] = op(A) · b[K]: row i of op(A) is row i of A [M,K], or column i of A stored [K,M].
-                Gemv(pc, pa, pb, biasPtr, biasStride: 0, m, k, rowsAreContiguous: transA == Transpose.No, accumulate, threads);
+                SmallMJob.Rent().Run(pc, pa, pb, biasPtr, biasStride: 1, m, n, k, transA, transB, accumulate, threads);
                 return;
             }
             switch (Resolve(kernel))
@@ -196,52 +203,52 @@ internal static unsafe partial class CpuGemm
     }
 
     // ---------------------------------------------------------------------------------------------------------
-    // Matrix–vector path (M = 1 or N = 1): memory-bound, so no packing; y[R] = V·x (+ y) (+ bias).
+    // Few-row path (M ≤ SmallMMax; N = 1 is turned into M = 1): the product is memory-bound on B, and packing B
+    // would cost as much as the product itself, so B is read in place, once.
 
     /// <summary>
-    /// y[r] = Σ_k V[r,k]·x[k] (+ y[r]) (+ bias[r·biasStride]) for r &lt; rows. V is stored [rows,K] when
-    /// <paramref name="rowsAreContiguous"/> (each output is a dot product), else [K,rows] (a sum of scaled rows).
+    /// C[M,N] for a few rows without packing, in chunks of columns (the unit of parallel work). With B stored
+    /// [N,K] (a linear layer's weight) each C[i,j] is a dot product of row i of A [M,K] with row j of B, which stays
+    /// in L1 while it meets the M rows of A. With B stored [K,N], C[i, chunk] accumulates A(i,p)·B[p, chunk] over
+    /// p: the M partial rows of C stay in L1 while each row of B streams past once; A may have either layout.
     /// </summary>
-    private static void Gemv(float* y, float* v, float* x, float* bias, nint biasStride, int rows, int k,
-        bool rowsAreContiguous, GemmAccumulate accumulate, int threads)
-    {
-        // Chunks of outputs: a few per thread for balance, at least 256 wide so the axpy form streams long rows.
-        int chunk = threads == 1 ? rows : Math.Max(256, CeilDiv(rows, 4 * threads));
-        chunk = RoundUp(chunk, 16);
-        GemvJob.Rent().Run(y, v, x, bias, biasStride, rows, k, chunk, rowsAreContiguous, accumulate, threads);
-    }
-
-    /// <summary>State of one matrix–vector call, cached per calling thread like <see cref="BlockedJob{TKernel}"/>.</summary>
-    private sealed class GemvJob
+    private sealed class SmallMJob
     {
         [ThreadStatic]
-        private static GemvJob? s_cached;
+        private static SmallMJob? s_cached;
 
         private readonly Action<int> _runChunk;
         private readonly ParallelOptions _parallelOptions = new();
-        private float* _y, _v, _x, _bias;
-        private nint _biasStride;
-        private int _rows, _k, _chunk;
-        private bool _rowsAreContiguous;
+        private float* _c, _a, _b, _bias;
+        private nint _biasStride, _aRow, _aK;
+        private int _m, _n, _k, _chunk;
+        private bool _dotForm;
         private GemmAccumulate _accumulate;
 
-        private GemvJob() => _runChunk = RunChunk;
+        private SmallMJob() => _runChunk = RunChunk;
 
-        public static GemvJob Rent()
+        public static SmallMJob Rent()
         {
-            var job = s_cached ?? new GemvJob();
+            var job = s_cached ?? new SmallMJob();
             s_cached = null;
             return job;
         }
 
-        public void Run(float* y, float* v, float* x, float* bias, nint biasStride, int rows, int k, int chunk,
-            bool rowsAreContiguous, GemmAccumulate accumulate, int threads)
+        /// <summary>As <see cref="MatMul(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int, Transpose, Transpose, GemmAccumulate)"/>,
+        /// with bias[j·biasStride] added to column j; B stored [N,K] needs A stored [M,K].</summary>
+        public void Run(float* c, float* a, float* b, float* bias, nint biasStride, int m, int n, int k,
+            Transpose transA, Transpose transB, GemmAccumulate accumulate, int threads)
         {
-            _y = y; _v = v; _x = x; _bias = bias; _biasStride = biasStride;
-            (_rows, _k, _chunk, _rowsAreContiguous, _accumulate) = (rows, k, chunk, rowsAreContiguous, accumulate);
+            Debug.Assert(transB == Transpose.No || transA == Transpose.No);
+            _c = c; _a = a; _b = b; _bias = bias; _biasStride = biasStride;
+            _m = m; _n = n; _k = k; _accumulate = accumulate;
+            (_aRow, _aK) = transA == Transpose.No ? ((nint)k, (nint)1) : (1, m);
+            _dotForm = transB == Transpose.Yes;
+            // A few chunks per thread for balance, at least 256 columns so the row form streams long rows of B.
+            _chunk = RoundUp(threads == 1 ? n : Math.Max(256, CeilDiv(n, TilesPerThread * threads)), 16);
             try
             {
-                int chunks = CeilDiv(rows, chunk);
+                int chunks = CeilDiv(n, _chunk);
                 if (chunks == 1)
                 {
                     RunChunk(0);
@@ -254,38 +261,132 @@ internal static unsafe partial class CpuGemm
             }
             finally
             {
-                _y = _v = _x = _bias = null;
+                _c = _a = _b = _bias = null;
                 s_cached = this;
             }
         }
 
         private void RunChunk(int index)
         {
-            int r0 = index * _chunk, r1 = Math.Min(_rows, r0 + _chunk), k = _k;
-            float* y = _y, v = _v, bias = _bias;
-            var xs = new ReadOnlySpan<float>(_x, k);
+            int j0 = index * _chunk, j1 = Math.Min(_n, j0 + _chunk), m = _m, n = _n, k = _k;
             bool add = _accumulate == GemmAccumulate.AddToOutput;
-            if (_rowsAreContiguous)
+            if (_dotForm && m > 1 && Vector512.IsHardwareAccelerated && j1 - j0 >= 4)
             {
-                for (int r = r0; r < r1; r++)
+                // Blocks of 4 rows of A × 4 rows of B; the last block of each direction overlaps the one before
+                // it and stores only what that one did not. (For one row, TensorPrimitives.Dot measured faster.)
+                float* sums = stackalloc float[16];
+                for (int j = j0; j < j1; j += 4)
                 {
-                    float dot = TensorPrimitives.Dot(new ReadOnlySpan<float>(v + (nint)r * k, k), xs);
-                    if (bias != null)
-                        dot += bias[r * _biasStride];
-                    y[r] = add ? y[r] + dot : dot;
+                    int jb = Math.Min(j, j1 - 4);
+                    for (int i = 0; i < m; i += 4)
+                    {
+                        // Fewer than 4 rows: the missing ones repeat the last row (their loads hit L1, and the
+                        // product stays bound by reading B).
+                        int ib = Math.Max(0, Math.Min(i, m - 4));
+                        float* a0 = _a + (nint)ib * k;
+                        float* a1 = _a + (nint)Math.Min(ib + 1, m - 1) * k;
+                        float* a2 = _a + (nint)Math.Min(ib + 2, m - 1) * k;
+                        float* a3 = _a + (nint)Math.Min(ib + 3, m - 1) * k;
+                        Dot4x4(a0, a1, a2, a3, _b + (nint)jb * k, k, sums);
+                        StoreDots(sums, ib, jb, Math.Min(4, m), firstRow: i, firstCol: j, add);
+                    }
                 }
                 return;
             }
-            var ys = new Span<float>(y + r0, r1 - r0);
-            if (!add)
-                ys.Clear();
-            if (bias != null)
+            if (_dotForm)
             {
-                for (int r = r0; r < r1; r++)
-                    y[r] += bias[r * _biasStride];
+                for (int j = j0; j < j1; j++)
+                {
+                    var bj = new ReadOnlySpan<float>(_b + (nint)j * k, k);
+                    float biasJ = _bias == null ? 0f : _bias[j * _biasStride];
+                    for (int i = 0; i < m; i++)
+                    {
+                        float value = TensorPrimitives.Dot(new ReadOnlySpan<float>(_a + (nint)i * k, k), bj) + biasJ;
+                        float* dst = _c + (nint)i * n + j;
+                        *dst = add ? *dst + value : value;
+                    }
+                }
+                return;
+            }
+            int width = j1 - j0;
+            for (int i = 0; i < m; i++)
+            {
+                float* ci = _c + (nint)i * n + j0;
+                if (!add)
+                    new Span<float>(ci, width).Clear();
+                if (_bias != null)
+                {
+                    for (int j = 0; j < width; j++)
+                        ci[j] += _bias[(j0 + j) * _biasStride];
+                }
             }
             for (int p = 0; p < k; p++)
-                TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (nint)p * _rows + r0, r1 - r0), xs[p], ys, ys);
+            {
+                var bp = new ReadOnlySpan<float>(_b + (nint)p * n + j0, width);
+                for (int i = 0; i < m; i++)
+                {
+                    var ci = new Span<float>(_c + (nint)i * n + j0, width);
+                    TensorPrimitives.MultiplyAdd(bp, _a[i * _aRow + p * _aK], ci, ci);
+                }
+            }
+        }
+
+        /// <summary>Stores sums[r·4 + t] (+ bias) into C[row + r, col + t] for r &lt; rows, t &lt; 4, skipping
+        /// rows before <paramref name="firstRow"/> and columns before <paramref name="firstCol"/>.</summary>
+        private void StoreDots(float* sums, int row, int col, int rows, int firstRow, int firstCol, bool add)
+        {
+            for (int r = Math.Max(0, firstRow - row); r < rows; r++)
+            {
+                for (int t = Math.Max(0, firstCol - col); t < 4; t++)
+                {
+                    float value = sums[r * 4 + t] + (_bias == null ? 0f : _bias[(col + t) * _biasStride]);
+                    float* dst = _c + (nint)(row + r) * _n + col + t;
+                    *dst = add ? *dst + value : value;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// sums[i·4 + j] = Σ_p a_i[p]·b[j·k + p] for i, j &lt; 4: a 4×4 block of dot products of length k that shares
+    /// every loaded vector of A and of B (16 accumulators + 4 + 1 of the 32 zmm registers).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4x4(float* a0, float* a1, float* a2, float* a3, float* b, int k, float* sums)
+    {
+        Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default;
+        Vector512<float> s10 = default, s11 = default, s12 = default, s13 = default;
+        Vector512<float> s20 = default, s21 = default, s22 = default, s23 = default;
+        Vector512<float> s30 = default, s31 = default, s32 = default, s33 = default;
+        float* b1 = b + k, b2 = b1 + k, b3 = b2 + k;
+        int p = 0;
+        for (; p + 16 <= k; p += 16)
+        {
+            Vector512<float> w0 = Vector512.Load(b + p), w1 = Vector512.Load(b1 + p);
+            Vector512<float> w2 = Vector512.Load(b2 + p), w3 = Vector512.Load(b3 + p);
+            Vector512<float> x = Vector512.Load(a0 + p);
+            s00 = Vector512.FusedMultiplyAdd(x, w0, s00); s01 = Vector512.FusedMultiplyAdd(x, w1, s01); s02 = Vector512.FusedMultiplyAdd(x, w2, s02); s03 = Vector512.FusedMultiplyAdd(x, w3, s03);
+            x = Vector512.Load(a1 + p);
+            s10 = Vector512.FusedMultiplyAdd(x, w0, s10); s11 = Vector512.FusedMultiplyAdd(x, w1, s11); s12 = Vector512.FusedMultiplyAdd(x, w2, s12); s13 = Vector512.FusedMultiplyAdd(x, w3, s13);
+            x = Vector512.Load(a2 + p);
+            s20 = Vector512.FusedMultiplyAdd(x, w0, s20); s21 = Vector512.FusedMultiplyAdd(x, w1, s21); s22 = Vector512.FusedMultiplyAdd(x, w2, s22); s23 = Vector512.FusedMultiplyAdd(x, w3, s23);
+            x = Vector512.Load(a3 + p);
+            s30 = Vector512.FusedMultiplyAdd(x, w0, s30); s31 = Vector512.FusedMultiplyAdd(x, w1, s31); s32 = Vector512.FusedMultiplyAdd(x, w2, s32); s33 = Vector512.FusedMultiplyAdd(x, w3, s33);
+        }
+        sums[0] = Vector512.Sum(s00); sums[1] = Vector512.Sum(s01); sums[2] = Vector512.Sum(s02); sums[3] = Vector512.Sum(s03);
+        sums[4] = Vector512.Sum(s10); sums[5] = Vector512.Sum(s11); sums[6] = Vector512.Sum(s12); sums[7] = Vector512.Sum(s13);
+        sums[8] = Vector512.Sum(s20); sums[9] = Vector512.Sum(s21); sums[10] = Vector512.Sum(s22); sums[11] = Vector512.Sum(s23);
+        sums[12] = Vector512.Sum(s30); sums[13] = Vector512.Sum(s31); sums[14] = Vector512.Sum(s32); sums[15] = Vector512.Sum(s33);
+        for (; p < k; p++)
+        {
+            for (int j = 0; j < 4; j++)
+            {
+                float bj = b[j * k + p];
+                sums[j] += a0[p] * bj;
+                sums[4 + j] += a1[p] * bj;
+                sums[8 + j] += a2[p] * bj;
+                sums[12 + j] += a3[p] * bj;
+            }
         }
     }
 
@@ -535,6 +636,7 @@ internal static unsafe partial class CpuGemm
     }
 
     /// <summary>Lines contiguous along r: each k step copies <paramref name="rows"/> adjacent floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimized from the first call: tier-0 is 3× slower
     private static void PackCopy(float* src, nint kStride, int rows, int kc, int width, float* dst)
     {
         for (int p = 0; p < kc; p++, src += kStride, dst += width)
@@ -554,6 +656,7 @@ internal static unsafe partial class CpuGemm
     /// Lines contiguous along k: a transpose, done in 8×8 (AVX) and 4×4 (SSE) register blocks, reading eight or
     /// four lines at once and writing eight or four adjacent floats per k.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimized from the first call: tier-0 is 3× slower
     private static void PackTransposed(float* src, nint rowStride, int rows, int kc, int width, float* dst)
     {
         int r = 0;
