@@ -12,26 +12,28 @@ internal static class GenerateCommand
         var model = new Option<string>("--model") { Description = "Model folder", Required = true };
         var ids = new Option<string[]>("--ids") { Description = "Comma-separated prompt token ids; repeat for a batch", Required = true };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate per prompt", DefaultValueFactory = _ => 64 };
-        var temperature = new Option<float>("--temperature") { Description = "Sampling temperature; 0 = greedy", DefaultValueFactory = _ => 1f };
-        var topK = new Option<int>("--top-k") { Description = "Keep the k most likely tokens; 0 = off", DefaultValueFactory = _ => 0 };
-        var topP = new Option<float>("--top-p") { Description = "Nucleus sampling mass; 1 = off", DefaultValueFactory = _ => 1f };
+        var temperature = new Option<float>("--temperature") { Description = "Sampling temperature; 0 = greedy (default: generation_config.json, else 1)" };
+        var topK = new Option<int>("--top-k") { Description = "Keep the k most likely tokens; 0 = off (default: generation_config.json, else off)" };
+        var topP = new Option<float>("--top-p") { Description = "Nucleus sampling mass; 1 = off (default: generation_config.json, else off)" };
         var seed = new Option<ulong>("--seed") { Description = "Random seed (same seed, same output)", DefaultValueFactory = _ => 0UL };
         var command = new Command("generate", "Generate continuations of token-id prompts (one line of ids per prompt)")
             { model, ids, maxNew, temperature, topK, topP, seed };
         command.SetAction(parse =>
         {
             var prompts = parse.GetRequiredValue(ids).Select(s => (IReadOnlyList<int>)CliApp.ParseIds(s, "--ids")).ToArray();
-            float t = parse.GetValue(temperature);
-            var options = new GenerationOptions
+            string dir = parse.GetRequiredValue(model);
+            // generation_config.json gives the defaults, as in Hugging Face generate; flags override them
+            var options = SparkModel.LoadGenerationDefaults(dir, out var ignored) with { MaxNewTokens = parse.GetValue(maxNew) };
+            foreach (string setting in ignored) Console.Error.WriteLine($"note: generation_config.json sets {setting}, which is not applied");
+            if (parse.GetResult(temperature) is not null)
             {
-                MaxNewTokens = parse.GetValue(maxNew),
-                Strategy = t == 0f ? DecodingStrategy.Greedy : DecodingStrategy.Sample,
-                Temperature = t == 0f ? 1f : t,
-                TopK = parse.GetValue(topK),
-                TopP = parse.GetValue(topP),
-                Seed = parse.GetValue(seed),
-            };
-            using var m = SparkModel.Load(parse.GetRequiredValue(model));
+                float t = parse.GetValue(temperature);
+                options = t == 0f ? options with { Strategy = DecodingStrategy.Greedy } : options with { Strategy = DecodingStrategy.Sample, Temperature = t };
+            }
+            if (parse.GetResult(topK) is not null) options = options with { TopK = parse.GetValue(topK) };
+            if (parse.GetResult(topP) is not null) options = options with { TopP = parse.GetValue(topP) };
+            options = options with { Seed = parse.GetValue(seed) };
+            using var m = SparkModel.Load(dir);
             foreach (string notice in m.LoadNotices) Console.Error.WriteLine($"note: {notice}");
             var clock = Stopwatch.StartNew();
             int produced = 0;

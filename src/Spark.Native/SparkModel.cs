@@ -146,6 +146,41 @@ public sealed class SparkModel : IDisposable
     }
 
     /// <summary>
+    /// The sampling defaults of a model folder's <c>generation_config.json</c> (<c>do_sample</c>, <c>temperature</c>,
+    /// <c>top_k</c>, <c>top_p</c>), as Hugging Face <c>generate</c> applies them; plain defaults when the file is absent.
+    /// Settings the engine does not apply (e.g. <c>repetition_penalty</c> ≠ 1) are listed in <paramref name="ignored"/>.
+    /// </summary>
+    public static GenerationOptions LoadGenerationDefaults(string directory, out IReadOnlyList<string> ignored)
+    {
+        var options = new GenerationOptions();
+        var notApplied = new List<string>();
+        ignored = notApplied;
+        string path = Path.Combine(directory, "generation_config.json");
+        if (!File.Exists(path)) return options;
+        using var doc = ParseJson(path);
+        var root = doc.RootElement;
+        double? Number(string name) =>
+            root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+        bool sample = root.TryGetProperty("do_sample", out var ds) && ds.ValueKind == JsonValueKind.True;
+        options = options with
+        {
+            Strategy = sample ? DecodingStrategy.Sample : DecodingStrategy.Greedy,
+            Temperature = (float)(Number("temperature") ?? 1.0),
+            TopK = (int)(Number("top_k") ?? 0),
+            TopP = (float)(Number("top_p") ?? 1.0),
+        };
+        if (Number("repetition_penalty") is { } rp && rp != 1.0) notApplied.Add($"repetition_penalty {rp}");
+        if (Number("min_p") is { } mp && mp > 0) notApplied.Add($"min_p {mp}");
+        return options;
+    }
+
+    private static JsonDocument ParseJson(string path)
+    {
+        try { return JsonDocument.Parse(File.ReadAllText(path)); }
+        catch (JsonException e) { throw new SparkException($"{path}: invalid JSON at line {e.LineNumber + 1}", e); }
+    }
+
+    /// <summary>
     /// Reads <c>config.json</c> of a model folder, merging EOS ids from <c>generation_config.json</c> when present.
     /// </summary>
     public static ModelConfig LoadConfig(string directory)
@@ -156,16 +191,9 @@ public sealed class SparkModel : IDisposable
         var config = ModelConfig.Load(path);
         string genPath = Path.Combine(directory, "generation_config.json");
         if (!File.Exists(genPath)) return config;
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(genPath));
-            var eos = ModelConfig.ReadTokenIds(doc.RootElement, "eos_token_id", genPath);
-            return config with { EosTokenIds = config.EosTokenIds.Concat(eos).Distinct().ToArray() };
-        }
-        catch (JsonException e)
-        {
-            throw new SparkException($"{genPath}: invalid JSON at line {e.LineNumber + 1}", e);
-        }
+        using var doc = ParseJson(genPath);
+        var eos = ModelConfig.ReadTokenIds(doc.RootElement, "eos_token_id", genPath);
+        return config with { EosTokenIds = config.EosTokenIds.Concat(eos).Distinct().ToArray() };
     }
 
     /// <summary>Logits for every position of <paramref name="ids"/> [T], processed from position 0: [T, V].</summary>

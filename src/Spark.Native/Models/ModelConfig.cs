@@ -97,6 +97,11 @@ public sealed record ModelConfig
             if (root.ValueKind != JsonValueKind.Object) throw Error("the top level", "must be a JSON object");
             var architecture = ReadArchitecture();
 
+            if (root.TryGetProperty("quantization_config", out var quant) && quant.ValueKind == JsonValueKind.Object)
+            {
+                string method = quant.TryGetProperty("quant_method", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString()! : "unknown";
+                throw Error("quantization_config", $"describes a quantized checkpoint (quant_method \"{method}\"); only unquantized F32/BF16/F16 weights are supported");
+            }
             if (OptionalBool("use_sliding_window") == true)
                 throw Error("use_sliding_window", "is true; sliding-window attention is not supported yet");
             string act = OptionalString("hidden_act") ?? "silu";

@@ -79,3 +79,37 @@ public class ModelConfigTests
         Assert.StartsWith("x/config.json: invalid JSON at line 3", e.Message);
     }
 }
+
+public class RealConfigTests
+{
+    private static string Folder(string name)
+    {
+        Assert.SkipWhen(TestPaths.SharedDir is null, "../shared (real model configs) is not present beside this clone");
+        return Path.Combine(TestPaths.SharedDir!, "data", "tokenizers", name);
+    }
+
+    [Fact]
+    public void Qwen25InstructConfigAndGenerationDefaults()
+    {
+        string dir = Folder("qwen2.5-0.5b-instruct");
+        var c = SparkModel.LoadConfig(dir);
+        Assert.Equal(ModelArchitecture.Qwen2, c.Architecture);
+        Assert.Equal([151645, 151643], c.EosTokenIds); // config.json's 151645 plus generation_config.json's list
+        Assert.Equal(494_032_768, new ParameterLayout(c).TotalLength);
+
+        var defaults = SparkModel.LoadGenerationDefaults(dir, out var ignored);
+        Assert.Equal(Generation.DecodingStrategy.Sample, defaults.Strategy);
+        Assert.Equal(0.7f, defaults.Temperature);
+        Assert.Equal(20, defaults.TopK);
+        Assert.Equal(0.8f, defaults.TopP);
+        Assert.Equal(["repetition_penalty 1.1"], ignored);
+    }
+
+    [Fact]
+    public void QuantizedLlamaConfigIsRefusedByName()
+    {
+        var e = Assert.Throws<SparkException>(() => SparkModel.LoadConfig(Folder("llama3.2-1b")));
+        Assert.Contains("field 'quantization_config'", e.Message);
+        Assert.Contains("bitsandbytes", e.Message);
+    }
+}
