@@ -25,7 +25,8 @@ internal static class CliApp
         }
         try
         {
-            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            try { return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false }); }
+            catch (AggregateException e) when (e.InnerExceptions.Count == 1) { throw e.InnerExceptions[0]; } // from Parallel.For
         }
         catch (Exception e) when (IsUserFacing(e))
         {

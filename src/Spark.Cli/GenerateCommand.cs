@@ -15,9 +15,13 @@ internal static class GenerateCommand
         var temperature = new Option<float>("--temperature") { Description = "Sampling temperature; 0 = greedy (default: generation_config.json, else 1)" };
         var topK = new Option<int>("--top-k") { Description = "Keep the k most likely tokens; 0 = off (default: generation_config.json, else off)" };
         var topP = new Option<float>("--top-p") { Description = "Nucleus sampling mass; 1 = off (default: generation_config.json, else off)" };
+        var decoding = new Option<DecodingStrategy?>("--decoding")
+        {
+            Description = "greedy or sample (default: generation_config.json's do_sample, else greedy; --temperature > 0, --top-k or --top-p imply sample)",
+        };
         var seed = new Option<ulong>("--seed") { Description = "Random seed (same seed, same output)", DefaultValueFactory = _ => 0UL };
         var command = new Command("generate", "Generate continuations of token-id prompts (one line of ids per prompt)")
-            { model, ids, maxNew, temperature, topK, topP, seed };
+            { model, ids, maxNew, decoding, temperature, topK, topP, seed };
         command.SetAction(parse =>
         {
             var prompts = parse.GetRequiredValue(ids).Select(s => (IReadOnlyList<int>)CliApp.ParseIds(s, "--ids")).ToArray();
@@ -25,13 +29,18 @@ internal static class GenerateCommand
             // generation_config.json gives the defaults, as in Hugging Face generate; flags override them
             var options = SparkModel.LoadGenerationDefaults(dir, out var ignored) with { MaxNewTokens = parse.GetValue(maxNew) };
             foreach (string setting in ignored) Console.Error.WriteLine($"note: generation_config.json sets {setting}, which is not applied");
+            bool impliesSampling = false, zeroTemperature = false;
             if (parse.GetResult(temperature) is not null)
             {
                 float t = parse.GetValue(temperature);
-                options = t == 0f ? options with { Strategy = DecodingStrategy.Greedy } : options with { Strategy = DecodingStrategy.Sample, Temperature = t };
+                zeroTemperature = t == 0f;
+                if (!zeroTemperature) (options, impliesSampling) = (options with { Temperature = t }, true);
             }
-            if (parse.GetResult(topK) is not null) options = options with { TopK = parse.GetValue(topK) };
-            if (parse.GetResult(topP) is not null) options = options with { TopP = parse.GetValue(topP) };
+            if (parse.GetResult(topK) is not null) (options, impliesSampling) = (options with { TopK = parse.GetValue(topK) }, true);
+            if (parse.GetResult(topP) is not null) (options, impliesSampling) = (options with { TopP = parse.GetValue(topP) }, true);
+            if (parse.GetValue(decoding) is { } strategy) options = options with { Strategy = strategy };
+            else if (zeroTemperature) options = options with { Strategy = DecodingStrategy.Greedy };
+            else if (impliesSampling) options = options with { Strategy = DecodingStrategy.Sample };
             options = options with { Seed = parse.GetValue(seed) };
             using var m = SparkModel.Load(dir);
             foreach (string notice in m.LoadNotices) Console.Error.WriteLine($"note: {notice}");

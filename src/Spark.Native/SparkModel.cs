@@ -59,6 +59,7 @@ public sealed class Logits
 /// <summary>
 /// A Hugging Face causal LM (Llama or Qwen2 family) loaded from a folder with <c>config.json</c> and
 /// <c>model.safetensors</c> (or a sharded <c>model.safetensors.index.json</c>). Dispose it to free its memory.
+/// One call at a time: a model is not safe to use from several threads at once, nor to dispose while in use.
 /// </summary>
 /// <example>
 /// <code>
@@ -146,38 +147,43 @@ public sealed class SparkModel : IDisposable
     }
 
     /// <summary>
-    /// The sampling defaults of a model folder's <c>generation_config.json</c> (<c>do_sample</c>, <c>temperature</c>,
-    /// <c>top_k</c>, <c>top_p</c>), as Hugging Face <c>generate</c> applies them; plain defaults when the file is absent.
-    /// Settings the engine does not apply (e.g. <c>repetition_penalty</c> ≠ 1) are listed in <paramref name="ignored"/>.
+    /// The decoding defaults of a model folder's <c>generation_config.json</c>, resolved as Hugging Face
+    /// <c>GenerationConfig</c> resolves them: greedy unless <c>do_sample</c> is true (also when the file is absent),
+    /// <c>temperature</c> 1, <c>top_k</c> 50 and <c>top_p</c> 1 unless given. Settings the engine does not apply
+    /// (e.g. <c>repetition_penalty</c> ≠ 1) are listed in <paramref name="ignored"/>.
     /// </summary>
     public static GenerationOptions LoadGenerationDefaults(string directory, out IReadOnlyList<string> ignored)
     {
-        var options = new GenerationOptions();
         var notApplied = new List<string>();
         ignored = notApplied;
         string path = Path.Combine(directory, "generation_config.json");
-        if (!File.Exists(path)) return options;
+        if (!File.Exists(path)) return new GenerationOptions { Strategy = DecodingStrategy.Greedy };
         using var doc = ParseJson(path);
         var root = doc.RootElement;
         double? Number(string name) =>
             root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
         bool sample = root.TryGetProperty("do_sample", out var ds) && ds.ValueKind == JsonValueKind.True;
-        options = options with
+        var options = new GenerationOptions
         {
             Strategy = sample ? DecodingStrategy.Sample : DecodingStrategy.Greedy,
             Temperature = (float)(Number("temperature") ?? 1.0),
-            TopK = (int)(Number("top_k") ?? 0),
+            TopK = (int)(Number("top_k") ?? 50),
             TopP = (float)(Number("top_p") ?? 1.0),
         };
         if (Number("repetition_penalty") is { } rp && rp != 1.0) notApplied.Add($"repetition_penalty {rp}");
         if (Number("min_p") is { } mp && mp > 0) notApplied.Add($"min_p {mp}");
+        if (Number("num_beams") is { } beams && beams > 1) notApplied.Add($"num_beams {beams}");
         return options;
     }
 
     private static JsonDocument ParseJson(string path)
     {
-        try { return JsonDocument.Parse(File.ReadAllText(path)); }
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(File.ReadAllText(path)); }
         catch (JsonException e) { throw new SparkException($"{path}: invalid JSON at line {e.LineNumber + 1}", e); }
+        if (doc.RootElement.ValueKind == JsonValueKind.Object) return doc;
+        doc.Dispose();
+        throw new SparkException($"{path}: the top level must be a JSON object");
     }
 
     /// <summary>
@@ -201,11 +207,14 @@ public sealed class SparkModel : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (ids.IsEmpty) throw new SparkException("forward needs at least one token id");
+        if (ids.Length > Config.MaxPositions)
+            throw new SparkException($"ids: {ids.Length} tokens exceed the model's max_position_embeddings ({Config.MaxPositions})");
         Generator.ValidateIds(ids.ToArray(), Config.VocabSize, "ids");
         using var cache = new KvCache(_backend, Config, slots: 1, capacity: ids.Length);
         using var logits = _transformer.Forward(ids, [new Segment(0, 0, ids.Length)], cache, LogitRows.All);
         var values = new float[logits.Length];
         _backend.Download(values, logits);
+        GC.KeepAlive(this); // ops read native memory through raw spans: the weights must outlive the call
         return new Logits(values, ids.Length, Config.VocabSize);
     }
 
@@ -217,7 +226,9 @@ public sealed class SparkModel : IDisposable
         Action<GeneratedToken>? onToken = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return Generator.Generate(_transformer, prompts, options, onToken);
+        var results = Generator.Generate(_transformer, prompts, options, onToken);
+        GC.KeepAlive(this); // as in Forward
+        return results;
     }
 
     /// <summary>Generates a continuation of one prompt.</summary>

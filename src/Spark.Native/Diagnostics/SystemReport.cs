@@ -31,17 +31,28 @@ public static class SystemReport
         ("cublasLt", ["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so.11", "libcublasLt.so"]),
     ];
 
+    /// <summary>Folders searched after the loader's default path: $CUDA_PATH/lib64, /usr/local/cuda/lib64, the driver's folder.</summary>
+    private static IEnumerable<string> CudaFolders()
+    {
+        if (Environment.GetEnvironmentVariable("CUDA_PATH") is { Length: > 0 } cudaPath) yield return Path.Combine(cudaPath, "lib64");
+        yield return "/usr/local/cuda/lib64";
+        yield return "/usr/local/nvidia/lib64";
+    }
+
     private static string Probe(string[] candidates)
     {
         foreach (string name in candidates)
         {
-            if (NativeLibrary.TryLoad(name, out var handle))
+            foreach (string path in CudaFolders().Select(folder => Path.Combine(folder, name)).Prepend(name))
             {
-                NativeLibrary.Free(handle);
-                return $"found {name}";
+                if (NativeLibrary.TryLoad(path, out var handle))
+                {
+                    NativeLibrary.Free(handle);
+                    return $"found {path}";
+                }
             }
         }
-        return $"not found (tried {string.Join(", ", candidates)})";
+        return $"not found (tried {string.Join(", ", candidates)} on the default path, $CUDA_PATH/lib64, /usr/local/cuda/lib64)";
     }
 
     private static string SimdFeatures()

@@ -18,7 +18,10 @@ public enum FinishReason
     Length,
 }
 
-/// <summary>Settings of one <c>Generate</c> call. Defaults follow Hugging Face <c>generate</c> with <c>do_sample=True</c>.</summary>
+/// <summary>
+/// Settings of one <c>Generate</c> call. Defaults are Hugging Face <c>GenerationConfig</c>'s with <c>do_sample=True</c>
+/// (temperature 1, top-k 50, top-p 1); <see cref="SparkModel.LoadGenerationDefaults"/> reads a model's own.
+/// </summary>
 public sealed record GenerationOptions
 {
     /// <summary>Most tokens to generate per prompt.</summary>
@@ -28,7 +31,7 @@ public sealed record GenerationOptions
     /// <summary>Logits are divided by this before sampling; must be &gt; 0 when sampling.</summary>
     public float Temperature { get; init; } = 1f;
     /// <summary>Keep only the k most likely tokens (ties with the k-th kept); 0 = off.</summary>
-    public int TopK { get; init; }
+    public int TopK { get; init; } = 50;
     /// <summary>Keep the smallest most-likely set whose probability reaches p; 1 = off.</summary>
     public float TopP { get; init; } = 1f;
     /// <summary>Seed of the random streams: the same seed, prompts and options give the same tokens.</summary>
@@ -41,7 +44,7 @@ public sealed record GenerationOptions
 
     internal void Validate()
     {
-        if (MaxNewTokens < 0) throw new SparkException($"generation option max_new_tokens is {MaxNewTokens}; expected ≥ 0");
+        if (MaxNewTokens < 0 || MaxNewTokens > 1 << 24) throw new SparkException($"generation option max_new_tokens is {MaxNewTokens}; expected 0 … 16777216");
         if (Strategy == DecodingStrategy.Sample && !(Temperature > 0f) ) throw new SparkException($"generation option temperature is {Temperature}; expected > 0 when sampling (use greedy decoding for temperature 0)");
         if (TopK < 0) throw new SparkException($"generation option top_k is {TopK}; expected ≥ 0 (0 = off)");
         if (!(TopP > 0f && TopP <= 1f)) throw new SparkException($"generation option top_p is {TopP}; expected in (0, 1]");

@@ -25,7 +25,10 @@ internal static class Generator
         var finish = new FinishReason[batch];
         if (options.MaxNewTokens == 0) return outputs.Select(o => new GenerationResult(o, FinishReason.Length)).ToArray();
 
-        int capacity = prompts.Max(p => p.Count) + options.MaxNewTokens;
+        long needed = (long)prompts.Max(p => p.Count) + options.MaxNewTokens;
+        if (needed > config.MaxPositions)
+            throw new SparkException($"the longest prompt ({prompts.Max(p => p.Count)} tokens) plus max_new_tokens ({options.MaxNewTokens}) exceeds the model's max_position_embeddings ({config.MaxPositions})");
+        int capacity = (int)needed;
         var backend = model.Backend;
         using var cache = new KvCache(backend, config, batch, capacity);
 
@@ -68,7 +71,10 @@ internal static class Generator
         return outputs.Select((o, b) => new GenerationResult(o, finish[b])).ToArray();
     }
 
-    /// <summary>Prompt b draws from its own stream, so its tokens do not depend on the other prompts.</summary>
+    /// <summary>
+    /// Prompt b draws from its own random stream, so the other prompts of a batch change its tokens only through
+    /// fp32 rounding: batched matmuls may sum in another order than a prompt run alone.
+    /// </summary>
     private static SamplingRow RowSettings(GenerationOptions o, int promptIndex, int step) =>
         o.Strategy == DecodingStrategy.Greedy
             ? new SamplingRow(0f, 0, 1f, 0, 0)

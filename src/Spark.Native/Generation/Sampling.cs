@@ -49,8 +49,9 @@ internal static class SamplingRule
         if (row.Temperature <= 0f) return Argmax(logits);
         int v = logits.Length;
 
-        // Candidates: tokens within 40 temperature-scaled nats of the best. The rest have probability below
-        // e^-40 ≈ 4e-18 of the best token's, invisible in fp32 and double sums, so skipping them changes no draw.
+        // Candidates: tokens within 40 temperature-scaled nats of the best. Each other token has probability below
+        // e^-40 ≈ 4e-18 of the best one's, so together (V < 2^31) they hold under 1e-8 of the mass, and a draw or the
+        // top-p cut can change only when u lands in that sliver (Hugging Face's fp32 softmax rounds most of it to 0).
         float maxLogit = logits[Argmax(logits)];
         if (float.IsNaN(maxLogit)) throw new InvalidOperationException("logits contain NaN; cannot sample");
         float floor = maxLogit - 40f * row.Temperature;
@@ -77,9 +78,8 @@ internal static class SamplingRule
         double sum = 0;
         for (int i = 0; i < count; i++)
         {
-            double p = Math.Exp((logits[order[i]] - (double)maxLogit) * invT);
-            probs[i] = (float)p;
-            sum += p;
+            probs[i] = (float)Math.Exp((logits[order[i]] - (double)maxLogit) * invT);
+            sum += probs[i]; // the stored values, so the cut and the draw below see the same numbers
         }
 
         if (row.TopP < 1f)

@@ -65,7 +65,10 @@ public static class SafeTensorsWriter
             w.WriteStartObject("__metadata__");
             w.WriteString("format", metadata.GetValueOrDefault("format", "pt"));
             foreach (var (key, value) in metadata)
+            {
+                if (value is null) throw new ArgumentException($"__metadata__ value of '{key}' is null; safetensors metadata values are strings", nameof(metadata));
                 if (key != "format") w.WriteString(key, value);
+            }
             w.WriteEndObject();
             long offset = 0;
             foreach (var e in entries)
@@ -84,6 +87,8 @@ public static class SafeTensorsWriter
             }
             w.WriteEndObject();
         }
+        if (json.WrittenCount > 100_000_000)
+            throw new ArgumentException($"the header would be {json.WrittenCount} bytes; readers refuse headers over 100,000,000 bytes", nameof(entries));
         var header = new byte[(json.WrittenCount + 7) & ~7];
         json.WrittenSpan.CopyTo(header);
         header.AsSpan(json.WrittenCount).Fill((byte)' ');

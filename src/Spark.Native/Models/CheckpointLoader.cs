@@ -21,9 +21,9 @@ internal static class CheckpointLoader
             if (!checkpoint.TryGet(entry.Name, out var info))
                 throw new SparkException($"{where}: missing tensor '{entry.Name}' (expected shape {Tensor.ShapeString(entry.Shape)})");
             if (!info.Shape.Select(d => (long)d).SequenceEqual(entry.Shape.Select(d => (long)d)))
-                throw new SparkException($"{where}: tensor '{entry.Name}' has shape [{string.Join(", ", info.Shape)}], expected {Tensor.ShapeString(entry.Shape)}");
+                throw new SparkException($"{checkpoint.FileOf(entry.Name).Path}: tensor '{entry.Name}' has shape [{string.Join(", ", info.Shape)}], expected {Tensor.ShapeString(entry.Shape)}");
             if (Array.IndexOf(LoadableDTypes, info.DType) < 0)
-                throw new SparkException($"{where}: tensor '{entry.Name}' has dtype {info.DType}; expected F32, BF16 or F16");
+                throw new SparkException($"{checkpoint.FileOf(entry.Name).Path}: tensor '{entry.Name}' has dtype {info.DType}; expected F32, BF16 or F16");
         }
         foreach (string name in checkpoint.Names.Order(StringComparer.Ordinal))
         {
@@ -33,7 +33,7 @@ internal static class CheckpointLoader
             else if (name == ParameterLayout.LmHead && layout.Config.TieWordEmbeddings)
                 notices.Add($"skipped '{name}' (tie_word_embeddings is true, the head reuses the embedding)");
             else
-                throw new SparkException($"{where}: unexpected tensor '{name}' (not part of a {layout.Config.Architecture} model with this config.json)");
+                throw new SparkException($"{checkpoint.FileOf(name).Path}: unexpected tensor '{name}' (not part of a {layout.Config.Architecture} model with this config.json)");
         }
         return notices;
     }

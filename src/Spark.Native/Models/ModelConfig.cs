@@ -104,6 +104,11 @@ public sealed record ModelConfig
             }
             if (OptionalBool("use_sliding_window") == true)
                 throw Error("use_sliding_window", "is true; sliding-window attention is not supported yet");
+            if (root.TryGetProperty("layer_types", out var layerTypes) && layerTypes.ValueKind == JsonValueKind.Array
+                && layerTypes.EnumerateArray().Any(t => t.ValueKind == JsonValueKind.String && t.GetString() != "full_attention"))
+                throw Error("layer_types", "contains layers other than \"full_attention\"; sliding-window attention is not supported yet");
+            if (OptionalDouble("partial_rotary_factor") is { } partial && partial != 1.0)
+                throw Error("partial_rotary_factor", $"is {partial}; only full rotary embeddings (1.0) are supported");
             string act = OptionalString("hidden_act") ?? "silu";
             if (act != "silu") throw Error("hidden_act", $"is \"{act}\"; only \"silu\" is supported");
 
@@ -131,10 +136,10 @@ public sealed record ModelConfig
                 HeadCount = heads,
                 KeyValueHeadCount = kvHeads,
                 HeadDim = headDim,
-                RmsNormEps = OptionalDouble("rms_norm_eps") ?? 1e-6,
+                RmsNormEps = PositiveDouble("rms_norm_eps") ?? 1e-6,
                 RopeTheta = theta,
                 RopeScaling = scaling,
-                MaxPositions = OptionalInt("max_position_embeddings") ?? 2048,
+                MaxPositions = OptionalInt("max_position_embeddings") ?? (architecture == ModelArchitecture.Qwen2 ? 32768 : 2048),
                 TieWordEmbeddings = OptionalBool("tie_word_embeddings") ?? false,
                 QkvBias = architecture == ModelArchitecture.Qwen2 || attentionBias,
                 OutputProjectionBias = architecture == ModelArchitecture.Llama && attentionBias,
@@ -163,7 +168,7 @@ public sealed record ModelConfig
 
         private (double Theta, Llama3RopeScaling? Scaling) ReadRope()
         {
-            double? theta = OptionalDouble("rope_theta");
+            double? theta = PositiveDouble("rope_theta");
             JsonElement? scaling = null;
             if (root.TryGetProperty("rope_parameters", out var parameters) && parameters.ValueKind == JsonValueKind.Object)
             {
@@ -182,11 +187,14 @@ public sealed record ModelConfig
                 throw Error($"{field}.rope_type", $"\"{type}\" is not supported; expected \"default\" or \"llama3\"");
             double Num(string name)
             {
-                if (!sc.TryGetProperty(name, out var v) || v.ValueKind != JsonValueKind.Number)
-                    throw Error($"{field}.{name}", "is required for llama3 RoPE scaling (a number)");
+                if (!sc.TryGetProperty(name, out var v) || v.ValueKind != JsonValueKind.Number || !(v.GetDouble() > 0))
+                    throw Error($"{field}.{name}", "is required for llama3 RoPE scaling (a positive number)");
                 return v.GetDouble();
             }
-            var llama3 = new Llama3RopeScaling(Num("factor"), Num("low_freq_factor"), Num("high_freq_factor"), (int)Num("original_max_position_embeddings"));
+            double original = Num("original_max_position_embeddings");
+            if (original != Math.Floor(original) || original > int.MaxValue)
+                throw Error($"{field}.original_max_position_embeddings", $"is {original}; expected a positive integer");
+            var llama3 = new Llama3RopeScaling(Num("factor"), Num("low_freq_factor"), Num("high_freq_factor"), (int)original);
             if (llama3.HighFrequencyFactor <= llama3.LowFrequencyFactor)
                 throw Error($"{field}.high_freq_factor", "must exceed low_freq_factor");
             return (theta ?? 10000.0, llama3);
@@ -209,6 +217,13 @@ public sealed record ModelConfig
             return v.GetDouble();
         }
 
+        private double? PositiveDouble(string name)
+        {
+            double? v = OptionalDouble(name);
+            if (v is { } d && !(d > 0)) throw Error(name, $"is {d}; expected a positive number");
+            return v;
+        }
+
         private bool? OptionalBool(string name)
         {
             if (!root.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
@@ -220,8 +235,11 @@ public sealed record ModelConfig
             };
         }
 
-        private string? OptionalString(string name) =>
-            root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        private string? OptionalString(string name)
+        {
+            if (!root.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+            return v.ValueKind == JsonValueKind.String ? v.GetString() : throw Error(name, $"is {v.GetRawText()}; expected a string");
+        }
 
         private SparkException Error(string field, string problem) => new($"{source}: field '{field}' {problem}");
     }

@@ -147,8 +147,10 @@ internal sealed class Transformer : IDisposable
     {
         if (segments.IsEmpty) throw new ArgumentException("a forward needs at least one segment");
         int total = 0;
+        var slots = new HashSet<int>();
         foreach (var s in segments)
         {
+            if (!slots.Add(s.Slot)) throw new ArgumentException($"slot {s.Slot} appears in two segments of one forward");
             if (s.Length <= 0) throw new ArgumentException($"segment of slot {s.Slot} has no tokens");
             if ((uint)s.Slot >= (uint)cache.Slots) throw new ArgumentOutOfRangeException(nameof(segments), $"slot {s.Slot} outside the cache's {cache.Slots} slots");
             if (s.StartPosition < 0 || s.StartPosition + s.Length > cache.Capacity)

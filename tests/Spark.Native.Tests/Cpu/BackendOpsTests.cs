@@ -147,7 +147,7 @@ public abstract class BackendOpsTests : IDisposable
                 for (int j = 0; j < hd / 2; j++)
                 {
                     int i0 = r * heads * hd + head * hd + j, i1 = i0 + hd / 2;
-                    double angle = positions[r] * (double)invFreq[j];
+                    double angle = positions[r] * invFreq[j]; // the fp32 product, as transformers rounds it
                     expected[i0] = xs[i0] * Math.Cos(angle) - xs[i1] * Math.Sin(angle);
                     expected[i1] = xs[i1] * Math.Cos(angle) + xs[i0] * Math.Sin(angle);
                 }
@@ -236,6 +236,29 @@ public abstract class BackendOpsTests : IDisposable
         }
         AssertClose(p.Read(), expectedP, "Softmax");
         AssertClose(lp.Read(), expectedLp, "LogSoftmax");
+    }
+
+    [Fact]
+    public void SoftmaxAndAttentionSurviveExtremeScores()
+    {
+        using var x = new Guarded(Backend, 2, 2, [100f, 0f, -200f, -300f]);
+        using var p = Output(2, 2);
+        Backend.Softmax(p.View, x.View);
+        var got = p.Read();
+        AssertClose(got, [1.0, Math.Exp(-100), 1 / (1 + Math.Exp(-100)), Math.Exp(-100) / (1 + Math.Exp(-100))], "Softmax");
+
+        // one query, one key: whatever the score (here q·k/√2 = −200), the output is exactly the value
+        using var q = new Guarded(Backend, 1, 2, [20f, 0f]);
+        using var k = new Guarded(Backend, 1, 2, [-14.142136f, 0f]);
+        using var v = new Guarded(Backend, 1, 2, [0.5f, -2f]);
+        using var o = Output(1, 2);
+        Backend.Attention(o.View, q.View, k.View, v.View, 0, new AttentionHeads(1, 1, 2));
+        Assert.Equal([0.5f, -2f], o.Read());
+        using var big = new Guarded(Backend, 2, 2, [100f, 0f, 50f, 0f]); // scores 100·20/√2 and 50·20/√2: far past exp's range
+        using var vals = new Guarded(Backend, 2, 2, [1f, 2f, 3f, 4f]);
+        using var q2 = new Guarded(Backend, 1, 2, [20f, 0f]);
+        Backend.Attention(o.View, q2.View, big.View, vals.View, 1, new AttentionHeads(1, 1, 2));
+        Assert.Equal([1f, 2f], o.Read());
     }
 
     [Fact]

@@ -65,6 +65,11 @@ public class ModelConfigTests
     [InlineData("\"hidden_size\": 896", "\"hidden_size\": \"896\"", "hidden_size")]
     [InlineData("\"rope_theta\": 1000000.0,", "\"rope_theta\": 1e6, \"rope_scaling\": {\"type\": \"yarn\", \"factor\": 4},", "rope_scaling.rope_type")]
     [InlineData("\"eos_token_id\": 151643", "\"eos_token_id\": \"x\"", "eos_token_id")]
+    [InlineData("\"rms_norm_eps\": 1e-6", "\"rms_norm_eps\": -1", "rms_norm_eps")]
+    [InlineData("\"hidden_act\": \"silu\"", "\"hidden_act\": 3", "hidden_act")]
+    [InlineData("\"hidden_act\": \"silu\"", "\"hidden_act\": \"silu\", \"partial_rotary_factor\": 0.5", "partial_rotary_factor")]
+    [InlineData("\"hidden_act\": \"silu\"", "\"hidden_act\": \"silu\", \"layer_types\": [\"full_attention\", \"sliding_attention\"]", "layer_types")]
+    [InlineData("\"hidden_act\": \"silu\"", "\"hidden_act\": \"silu\", \"quantization_config\": {\"quant_method\": \"gptq\"}", "quantization_config")]
     public void UnsupportedOrInvalidFieldsAreNamed(string from, string to, string field)
     {
         var e = Assert.Throws<SparkException>(() => ModelConfig.Parse(Qwen.Replace(from, to), "m/config.json"));

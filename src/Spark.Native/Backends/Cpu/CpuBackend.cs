@@ -96,8 +96,8 @@ internal sealed class CpuBackend : IBackend
         {
             for (int j = 0; j < half; j++)
             {
-                // angle = position × inv_freq (fp32 in transformers; double here, then rounded once)
-                double angle = positions[t] * (double)invFreq[j];
+                // angle = position × inv_freq in fp32, as transformers computes it; cos/sin of that angle
+                float angle = positions[t] * invFreq[j];
                 cos[j] = (float)Math.Cos(angle);
                 sin[j] = (float)Math.Sin(angle);
             }
@@ -142,7 +142,7 @@ internal sealed class CpuBackend : IBackend
             var scores = rented.AsSpan(0, visible);
             for (int s = 0; s < visible; s++)
                 scores[s] = TensorPrimitives.Dot(q, Span(mk, ko + (long)s * kvWidth + kvHead * hd, hd)) * scale;
-            TensorPrimitives.SoftMax(scores, scores);
+            StableSoftmax(scores, scores);
             o.Clear();
             for (int s = 0; s < visible; s++)
                 TensorPrimitives.MultiplyAdd(Span(mv, vo + (long)s * kvWidth + kvHead * hd, hd), scores[s], o, o);
@@ -185,7 +185,7 @@ internal sealed class CpuBackend : IBackend
     {
         Check.Rank(input, 2, nameof(input));
         Check.SameShape(input, output, nameof(output));
-        RowWise(output, input, (x, y) => TensorPrimitives.SoftMax(x, y));
+        RowWise(output, input, (x, y) => StableSoftmax(x, y));
     }
 
     public void LogSoftmax(Tensor output, Tensor input)
@@ -233,6 +233,18 @@ internal sealed class CpuBackend : IBackend
     private static Span<float> Data(Tensor t) => Span(t.Memory, t.Offset, t.Length);
 
     private static Span<float> Span(DeviceMemory memory, long offset, long length) => ((CpuMemory)memory).Span(offset, length);
+
+    /// <summary>
+    /// y = exp(x − max x) / Σ exp(x − max x). Subtracting the max keeps large scores from overflowing to ∞/∞ and
+    /// very negative ones from underflowing to 0/0 (<see cref="TensorPrimitives.SoftMax"/> does not).
+    /// </summary>
+    private static void StableSoftmax(ReadOnlySpan<float> x, Span<float> y)
+    {
+        float max = TensorPrimitives.Max(x);
+        TensorPrimitives.Subtract(x, max, y);
+        TensorPrimitives.Exp(y, y);
+        TensorPrimitives.Divide(y, TensorPrimitives.Sum(y), y);
+    }
 
     private delegate void RowKernel(ReadOnlySpan<float> input, Span<float> output);
 
