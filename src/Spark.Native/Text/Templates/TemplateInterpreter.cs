@@ -212,7 +212,7 @@ internal sealed class TemplateInterpreter(TemplateSource src, DateTimeOffset? no
                 return u.Op switch
                 {
                     "not" => !Values.Truthy(v),
-                    "-" => v switch { long l => -l, double d => -d, bool b => b ? -1L : 0L, _ => throw src.Error(u.Pos, $"bad operand type for unary -: '{Values.TypeName(v)}'") },
+                    "-" => v switch { long l => (object)(-l), double d => -d, bool b => b ? -1L : 0L, _ => throw src.Error(u.Pos, $"bad operand type for unary -: '{Values.TypeName(v)}'") },
                     _ => v is long or double ? v : throw src.Error(u.Pos, $"bad operand type for unary +: '{Values.TypeName(v)}'"),
                 };
             }
@@ -313,22 +313,22 @@ internal sealed class TemplateInterpreter(TemplateSource src, DateTimeOffset? no
         }
         if (Values.IsNumber(l) && Values.IsNumber(r))
         {
-            bool ints = l is long or bool && r is long or bool;
+            bool ints = (l is long or bool) && (r is long or bool);
             double x = Values.ToDouble(l), y = Values.ToDouble(r);
             if (op is "/" or "//" or "%" && y == 0) throw src.Error(pos, "division by zero");
             switch (op)
             {
-                case "+": return ints ? (long)x + (long)y : x + y;
-                case "-": return ints ? (long)x - (long)y : x - y;
-                case "*": return ints ? (long)x * (long)y : x * y;
+                case "+": return ints ? (object)((long)x + (long)y) : x + y;
+                case "-": return ints ? (object)((long)x - (long)y) : x - y;
+                case "*": return ints ? (object)((long)x * (long)y) : x * y;
                 case "/": return x / y;
-                case "//": return ints ? (long)Math.Floor(x / y) : Math.Floor(x / y);
+                case "//": return ints ? (object)(long)Math.Floor(x / y) : Math.Floor(x / y);
                 case "%":
                 {
                     double m = x - y * Math.Floor(x / y);
-                    return ints ? (long)m : m;
+                    return ints ? (object)(long)m : m;
                 }
-                case "**": return ints && y >= 0 ? (long)Math.Pow(x, y) : Math.Pow(x, y);
+                case "**": return ints && y >= 0 ? (object)(long)Math.Pow(x, y) : Math.Pow(x, y);
             }
         }
         throw src.Error(pos, $"unsupported operand types for {op}: '{Values.TypeName(l)}' and '{Values.TypeName(r)}'");
@@ -549,7 +549,7 @@ internal sealed class TemplateInterpreter(TemplateSource src, DateTimeOffset? no
                     string s when double.TryParse(s.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out double p) => p,
                     _ => Arg(0, "default", 0.0),
                 };
-            case "abs": return v switch { long l => Math.Abs(l), double d => Math.Abs(d), _ => throw src.Error(pos, "filter 'abs' expects a number") };
+            case "abs": return v switch { long l => (object)Math.Abs(l), double d => Math.Abs(d), _ => throw src.Error(pos, "filter 'abs' expects a number") };
             case "reverse":
                 return v is string rs ? string.Concat(StringChars(rs).Cast<string>().Reverse()) : Iterate(v, pos).AsEnumerable().Reverse().ToList();
             case "unique":
