@@ -115,4 +115,29 @@ public class CliTests : IClassFixture<CliTests.Model>
         Assert.Contains("model.safetensors", err);
         Assert.DoesNotContain("   at ", err);
     }
+
+    [Fact]
+    public void ChatTemplateRendersTheConfigsTemplate()
+    {
+        string dir = Path.Combine(_ckpt.Directory, "chat");
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), """
+            {"eos_token": "</s>", "chat_template": "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] | trim }}{{ eos_token }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"}
+            """);
+        string messages = Path.Combine(dir, "messages.json");
+        File.WriteAllText(messages, """[{"role": "system", "content": " Be brief. "}, {"role": "user", "content": "2+2?"}]""");
+
+        var (code, output, err) = Spark("chat-template", "--tokenizer", dir, "--messages", messages, "--add-generation-prompt");
+        Assert.True(code == 0, err);
+        Assert.Equal("<system>Be brief.</s>\n<user>2+2?</s>\n<assistant>", output);
+
+        var plain = Spark("chat-template", "--tokenizer", Path.Combine(dir, "tokenizer_config.json"), "--messages", messages);
+        Assert.Equal("<system>Be brief.</s>\n<user>2+2?</s>\n", plain.Out);
+
+        File.WriteAllText(messages, "{\"messages\": 3}");
+        var bad = Spark("chat-template", "--tokenizer", dir, "--messages", messages);
+        Assert.Equal(1, bad.Code);
+        Assert.StartsWith("error: ", bad.Err);
+        Assert.Contains("messages.json", bad.Err);
+    }
 }
