@@ -36,7 +36,8 @@ results=()
 for name in $names; do
   dir="$shared/data/tokenizers/$name"
   echo "== $name" >&2
-  ours=$(dotnet "$repo/benchmarks/Spark.Benchmarks/bin/Release/net10.0/Spark.Benchmarks.dll" tokenize --tokenizer "$dir" --input "$corpus" --reps "$rounds" --json /dev/stdout 2>/dev/null | sed -n '/^{/,$p')
+  dotnet "$repo/benchmarks/Spark.Benchmarks/bin/Release/net10.0/Spark.Benchmarks.dll" tokenize --tokenizer "$dir" --input "$corpus" --reps "$rounds" --json "$here/.cache/ours.json" >/dev/null
+  ours=$(cat "$here/.cache/ours.json")
   peer=$(node "$here/node/tokenize_bench.mjs" "$dir" "$corpus" "$rounds")
   results+=("{\"tokenizer\": \"$name\", \"spark\": $ours, \"node\": $peer}")
 done

@@ -13,7 +13,9 @@ namespace Spark.Benchmarks;
 /// <param name="Reps">Least number of timed runs per case (more are taken until about a second has passed).</param>
 /// <param name="Warmup">Untimed runs before timing.</param>
 /// <param name="Filter">Only cases whose label contains this text (null for all).</param>
-public sealed record BenchOptions(string? JsonPath, int Threads, int Reps, int Warmup, string? Filter)
+/// <param name="Tokenizer">Tokenizer folder, for the tokenize suite.</param>
+/// <param name="Input">Input file (a text corpus), for the tokenize suite.</param>
+public sealed record BenchOptions(string? JsonPath, int Threads, int Reps, int Warmup, string? Filter, string? Tokenizer = null, string? Input = null)
 {
     public static BenchOptions Parse(string[] args)
     {
@@ -27,10 +29,12 @@ public sealed record BenchOptions(string? JsonPath, int Threads, int Reps, int W
             {
                 "--json" => options with { JsonPath = Value() },
                 "--filter" => options with { Filter = Value() },
+                "--tokenizer" => options with { Tokenizer = Value() },
+                "--input" => options with { Input = Value() },
                 "--threads" => options with { Threads = Positive() },
                 "--reps" => options with { Reps = Positive() },
                 "--warmup" => options with { Warmup = int.TryParse(Value(), out int w) && w >= 0 ? w : throw new ArgumentException("--warmup needs an integer ≥ 0.") },
-                _ => throw new ArgumentException($"Unknown option '{name}'. Options: --json PATH, --threads N, --reps N, --warmup N, --filter TEXT."),
+                _ => throw new ArgumentException($"Unknown option '{name}'. Options: --json PATH, --threads N, --reps N, --warmup N, --filter TEXT, --tokenizer DIR, --input FILE."),
             };
         }
         return options;
