@@ -9,6 +9,7 @@ using Spark.Benchmarks;
 var suites = new Dictionary<string, (string Description, Func<BenchOptions, BenchSuiteResult> Run)>
 {
     ["gemm"] = ("CPU float32 GEMM GFLOP/s (linear, decode and backward layouts)", GemmSuite.Run),
+    ["tokenize"] = ("Tokenizer load time and single-thread encode MB/s (--tokenizer DIR --input CORPUS)", TokenizeSuite.Run),
     ["forward"] = ("Model forward tokens/s on the CPU backend: prefill and KV-cache decode at real shapes", ForwardSuite.Run),
 };
 

@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Diagnostics;
 using Spark.Native;
 using Spark.Native.Generation;
+using Spark.Native.Text;
+using Spark.Native.Text.Templates;
 
 namespace Spark.Cli;
 
@@ -10,7 +12,9 @@ internal static class GenerateCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "Model folder", Required = true };
-        var ids = new Option<string[]>("--ids") { Description = "Comma-separated prompt token ids; repeat for a batch", Required = true };
+        var ids = new Option<string[]>("--ids") { Description = "Comma-separated prompt token ids; repeat for a batch (prints ids)" };
+        var prompt = new Option<string?>("--prompt") { Description = "Prompt text, encoded with the model's tokenizer (prints text as it is generated)" };
+        var chat = new Option<bool>("--chat") { Description = "With --prompt: wrap it as a user message in the model's chat template" };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate per prompt", DefaultValueFactory = _ => 64 };
         var temperature = new Option<float>("--temperature") { Description = "Sampling temperature; 0 = greedy (default: generation_config.json, else 1)" };
         var topK = new Option<int>("--top-k") { Description = "Keep the k most likely tokens; 0 = off (default: generation_config.json, else off)" };
@@ -21,11 +25,18 @@ internal static class GenerateCommand
         };
         var seed = new Option<ulong>("--seed") { Description = "Random seed (same seed, same output)", DefaultValueFactory = _ => 0UL };
         var command = new Command("generate", "Generate continuations of token-id prompts (one line of ids per prompt)")
-            { model, ids, maxNew, decoding, temperature, topK, topP, seed };
+            { model, ids, prompt, chat, maxNew, decoding, temperature, topK, topP, seed };
         command.SetAction(parse =>
         {
-            var prompts = parse.GetRequiredValue(ids).Select(s => (IReadOnlyList<int>)CliApp.ParseIds(s, "--ids")).ToArray();
             string dir = parse.GetRequiredValue(model);
+            string[] idTexts = parse.GetValue(ids) ?? [];
+            string? promptText = parse.GetValue(prompt);
+            if ((idTexts.Length == 0) == (promptText is null)) throw new SparkException("give either --ids or --prompt");
+            if (parse.GetValue(chat) && promptText is null) throw new SparkException("--chat needs --prompt");
+            Tokenizer? tokenizer = promptText is null ? null : Tokenizer.Load(dir);
+            IReadOnlyList<int>[] prompts = promptText is null
+                ? idTexts.Select(s => (IReadOnlyList<int>)CliApp.ParseIds(s, "--ids")).ToArray()
+                : [EncodePrompt(tokenizer!, dir, promptText, parse.GetValue(chat))];
             // generation_config.json gives the defaults, as in Hugging Face generate; flags override them
             var options = SparkModel.LoadGenerationDefaults(dir, out var ignored) with { MaxNewTokens = parse.GetValue(maxNew) };
             foreach (string setting in ignored) Console.Error.WriteLine($"note: generation_config.json sets {setting}, which is not applied");
@@ -46,18 +57,36 @@ internal static class GenerateCommand
             foreach (string notice in m.LoadNotices) Console.Error.WriteLine($"note: {notice}");
             var clock = Stopwatch.StartNew();
             int produced = 0;
+            var streamer = tokenizer?.CreateIncrementalDecoder(SkipSpecialTokens.Yes);
             var results = m.Generate(prompts, options, token =>
             {
                 produced++;
-                if (produced % 16 == 0 && !Console.IsErrorRedirected)
+                if (streamer is not null) Console.Write(streamer.Append(token.Token));
+                else if (produced % 16 == 0 && !Console.IsErrorRedirected)
                     Console.Error.Write($"\r{produced} tokens, {produced / clock.Elapsed.TotalSeconds:F1} tokens/s");
             });
-            if (!Console.IsErrorRedirected) Console.Error.Write("\r");
-            foreach (var r in results) Console.WriteLine(string.Join(",", r.Tokens));
+            if (streamer is not null) Console.WriteLine(streamer.Flush());
+            else
+            {
+                if (!Console.IsErrorRedirected) Console.Error.Write("\r");
+                foreach (var r in results) Console.WriteLine(string.Join(",", r.Tokens));
+            }
             Console.Error.WriteLine($"{produced} tokens in {clock.Elapsed.TotalSeconds:F2} s ({produced / Math.Max(1e-9, clock.Elapsed.TotalSeconds):F1} tokens/s); " +
                 $"finish: {string.Join(", ", results.Select(r => r.FinishReason.ToString().ToLowerInvariant()))}");
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Plain prompts get the tokenizer's special tokens (e.g. BOS); chat prompts are rendered by the chat template,
+    /// which writes its own special tokens, and encoded without adding more (as transformers does).
+    /// </summary>
+    private static int[] EncodePrompt(Tokenizer tokenizer, string modelDir, string text, bool chat)
+    {
+        if (!chat) return tokenizer.Encode(text, SpecialTokens.Add);
+        var template = ChatTemplate.FromTokenizerConfig(ChatTemplateCommand.TokenizerConfigPath(modelDir));
+        string rendered = template.Render([new ChatMessage("user", text)], new ChatTemplateOptions { GenerationPrompt = GenerationPrompt.Add });
+        return tokenizer.Encode(rendered, SpecialTokens.Omit);
     }
 }

@@ -140,4 +140,81 @@ public class CliTests : IClassFixture<CliTests.Model>
         Assert.StartsWith("error: ", bad.Err);
         Assert.Contains("messages.json", bad.Err);
     }
+
+    /// <summary>A byte-level tokenizer of 256 byte tokens plus &lt;|end|&gt; (id 256) for a 257-token tiny model.</summary>
+    private static void WriteByteTokenizer(string dir)
+    {
+        var vocab = new System.Text.Json.Nodes.JsonObject();
+        for (int b = 0; b < 256; b++) vocab[Native.Text.ByteLevelMap.ByteToChar[b].ToString()] = b;
+        var json = new System.Text.Json.Nodes.JsonObject
+        {
+            ["version"] = "1.0",
+            ["added_tokens"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject
+            {
+                ["id"] = 256, ["content"] = "<|end|>", ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
+                ["normalized"] = false, ["special"] = true,
+            }),
+            ["normalizer"] = null,
+            ["pre_tokenizer"] = new System.Text.Json.Nodes.JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = true },
+            ["post_processor"] = null,
+            ["decoder"] = new System.Text.Json.Nodes.JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = true, ["trim_offsets"] = true, ["use_regex"] = true },
+            ["model"] = new System.Text.Json.Nodes.JsonObject { ["type"] = "BPE", ["vocab"] = vocab, ["merges"] = new System.Text.Json.Nodes.JsonArray() },
+        };
+        File.WriteAllText(Path.Combine(dir, "tokenizer.json"), json.ToJsonString());
+        File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), """
+            {"eos_token": "<|end|>", "chat_template": "{% for m in messages %}[{{ m.role }}] {{ m.content }}<|end|>{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}"}
+            """);
+    }
+
+    [Fact]
+    public void GenerateFromATextPromptStreamsTheDecodedText()
+    {
+        using var ckpt = new TinyCheckpoint(new TinySpec { Vocab = 257, Eos = [256], Seed = 9 });
+        WriteByteTokenizer(ckpt.Directory);
+        var tokenizer = Native.Text.Tokenizer.Load(ckpt.Directory);
+        using var model = SparkModel.Load(ckpt.Directory);
+
+        var plain = Spark("generate", "--model", ckpt.Directory, "--prompt", "héllo", "--max-new-tokens", "12", "--decoding", "greedy");
+        Assert.True(plain.Code == 0, plain.Err);
+        var expected = model.Generate(tokenizer.Encode("héllo"), Generation.GenerationOptions.Greedy(12));
+        Assert.Equal(tokenizer.Decode(expected.Tokens.ToArray(), Native.Text.SkipSpecialTokens.Yes) + "\n", plain.Out);
+
+        var chat = Spark("generate", "--model", ckpt.Directory, "--prompt", "hi", "--chat", "--max-new-tokens", "6", "--temperature", "0");
+        Assert.True(chat.Code == 0, chat.Err);
+        var chatIds = tokenizer.Encode("[user] hi<|end|>[assistant] ", Native.Text.SpecialTokens.Omit);
+        Assert.Contains(256, chatIds);
+        var chatExpected = model.Generate(chatIds, Generation.GenerationOptions.Greedy(6));
+        Assert.Equal(tokenizer.Decode(chatExpected.Tokens.ToArray(), Native.Text.SkipSpecialTokens.Yes) + "\n", chat.Out);
+
+        var both = Spark("generate", "--model", ckpt.Directory, "--prompt", "hi", "--ids", "1,2");
+        Assert.Equal(1, both.Code);
+        Assert.Contains("either --ids or --prompt", both.Err);
+    }
+
+    [Fact]
+    public void TokenizeAndDecodeRoundTripJsonl()
+    {
+        string dir = Path.Combine(_ckpt.Directory, "tok");
+        Directory.CreateDirectory(dir);
+        WriteByteTokenizer(dir);
+        string input = Path.Combine(dir, "in.jsonl");
+        File.WriteAllText(input, "\"a b\"\n{\"text\": \"ü<|end|>\"}\n");
+        var encoded = Spark("tokenize", "--tokenizer", dir, "--input", input);
+        Assert.True(encoded.Code == 0, encoded.Err);
+        Assert.Equal("[97,32,98]\n[195,188,256]\n", encoded.Out);
+
+        string ids = Path.Combine(dir, "ids.jsonl");
+        File.WriteAllText(ids, encoded.Out);
+        var decoded = Spark("decode", "--tokenizer", Path.Combine(dir, "tokenizer.json"), "--input", ids);
+        Assert.Equal("\"a b\"\n\"ü<|end|>\"\n", decoded.Out);
+        var skipped = Spark("decode", "--tokenizer", dir, "--ids", "195,188,256", "--skip-special-tokens");
+        Assert.Equal("\"ü\"\n", skipped.Out);
+
+        File.WriteAllBytes(input, [(byte)'"', (byte)'a', (byte)'"', (byte)'\n', (byte)'"', 0xC3, (byte)'"', (byte)'\n']);
+        var bad = Spark("tokenize", "--tokenizer", dir, "--input", input);
+        Assert.Equal(1, bad.Code);
+        Assert.Contains("in.jsonl:2: invalid UTF-8", bad.Err);
+        var outOfRange = Spark("decode", "--tokenizer", dir, "--ids", "5,300");
+        Assert.Contains("token id 300 is outside the vocabulary [0, 257)", outOfRange.Err);
+    }
 }
