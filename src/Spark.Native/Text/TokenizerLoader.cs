@@ -124,7 +124,7 @@ internal static class TokenizerLoader
         if (unk is not null && !vocab.TryGetValue(unk, out unkId))
             throw model!.Error("unk_token", $"\"{unk}\" is not in model.vocab");
         string source = model?.Source ?? mergesSource;
-        var merges = new Dictionary<long, BpeModel.Merge>(pairs.Count);
+        var merges = new Dictionary<long, BpeModel.Merge>(pairs.Count, BpeModel.PairComparer.Instance);
         int prefixLen = string.IsNullOrEmpty(prefix) ? 0 : prefix.Length;
         for (int rank = 0; rank < pairs.Count; rank++)
         {
