@@ -28,6 +28,15 @@ internal sealed class BpeModel
 
     internal readonly record struct Merge(int Rank, int Id);
 
+    /// <summary>Hashes a pair key well: <c>long.GetHashCode</c> is <c>a ^ b</c>, which piles the merges of small ids
+    /// into a few buckets (tens of times slower lookups on real vocabularies).</summary>
+    internal sealed class PairComparer : IEqualityComparer<long>
+    {
+        public static readonly PairComparer Instance = new();
+        public bool Equals(long x, long y) => x == y;
+        public int GetHashCode(long key) => (int)(((ulong)key * 0x9E3779B97F4A7C15UL) >> 32);
+    }
+
     public BpeModel(Dictionary<string, int> vocab, Dictionary<long, Merge> merges, int unkId, bool fuseUnk,
         bool byteFallback, bool ignoreMerges, string? continuingSubwordPrefix, string? endOfWordSuffix)
     {

@@ -12,11 +12,11 @@ internal static class TokenizerLoader
 
     public static Tokenizer Load(string path)
     {
-        if (File.Exists(path)) return FromJson(ReadText(path), path);
+        if (File.Exists(path)) return FromJson(ReadBytes(path), path);
         if (!Directory.Exists(path)) throw new SparkException($"Tokenizer.Load: {path} is neither a tokenizer.json file nor a folder");
         string json = Path.Combine(path, "tokenizer.json");
         Tokenizer tokenizer;
-        if (File.Exists(json)) tokenizer = FromJson(ReadText(json), json);
+        if (File.Exists(json)) tokenizer = FromJson(ReadBytes(json), json);
         else if (File.Exists(Path.Combine(path, "vocab.json")) && File.Exists(Path.Combine(path, "merges.txt")))
             tokenizer = LoadGpt2Pair(path);
         else throw new SparkException($"Tokenizer.Load: {path} has no tokenizer.json and no vocab.json + merges.txt pair");
@@ -30,16 +30,28 @@ internal static class TokenizerLoader
         catch (IOException e) { throw new SparkException($"{path}: cannot read ({e.Message})", e); }
     }
 
-    private static JsonDocument Parse(string json, string source)
+    private static byte[] ReadBytes(string path)
     {
-        try { return JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 256 }); }
+        try { return File.ReadAllBytes(path); }
+        catch (IOException e) { throw new SparkException($"{path}: cannot read ({e.Message})", e); }
+    }
+
+    private static JsonDocument Parse(string json, string source) => Parse(System.Text.Encoding.UTF8.GetBytes(json), source);
+
+    private static JsonDocument Parse(ReadOnlyMemory<byte> utf8, string source)
+    {
+        if (utf8.Span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) utf8 = utf8[3..];
+        try { return JsonDocument.Parse(utf8, new JsonDocumentOptions { MaxDepth = 256 }); }
         catch (JsonException e)
         {
             throw new SparkException($"{source}: invalid JSON at line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}", e);
         }
     }
 
-    public static Tokenizer FromJson(string json, string source)
+    public static Tokenizer FromJson(string json, string source) => FromJson(System.Text.Encoding.UTF8.GetBytes(json), source);
+
+    /// <summary>Reads tokenizer.json from UTF-8 bytes (no transcoding of the 10+ MB files through UTF-16).</summary>
+    public static Tokenizer FromJson(byte[] json, string source)
     {
         using var doc = Parse(json, source);
         var root = new Node(doc.RootElement, "", source);
@@ -55,10 +67,7 @@ internal static class TokenizerLoader
         var pairs = new List<(string A, string B)>(mergesNode.El.GetArrayLength());
         int index = 0;
         foreach (var item in mergesNode.El.EnumerateArray())
-        {
-            var node = new Node(item, $"{mergesNode.Path}[{index++}]", source);
-            pairs.Add(ParseMerge(node, vocab));
-        }
+            pairs.Add(ParseMerge(item, mergesNode, index++, vocab));
         var added = ReadAddedTokens(root.Get("added_tokens"));
         var bpe = BuildModel(model, vocab, pairs);
         var normalizer = root.Get("normalizer") is { } n && n.El.ValueKind != JsonValueKind.Null ? BuildNormalizer(n) : null;
@@ -96,17 +105,17 @@ internal static class TokenizerLoader
         return (s[..space], s[(space + 1)..]);
     }
 
-    private static (string, string) ParseMerge(Node node, Dictionary<string, int> vocab)
+    private static (string, string) ParseMerge(JsonElement el, Node merges, int index, Dictionary<string, int> vocab)
     {
-        if (node.El.ValueKind == JsonValueKind.String)
+        if (el.ValueKind == JsonValueKind.String)
         {
-            string s = node.El.GetString()!;
-            return SplitMerge(s, vocab) ?? throw node.Error(null, $"must be \"a b\" or [\"a\", \"b\"], got \"{s}\"");
+            string s = el.GetString()!;
+            return SplitMerge(s, vocab) ?? throw new SparkException($"{merges.Source}: {merges.Path}[{index}] must be \"a b\" or [\"a\", \"b\"], got \"{s}\"");
         }
-        if (node.El.ValueKind == JsonValueKind.Array && node.El.GetArrayLength() == 2
-            && node.El[0].ValueKind == JsonValueKind.String && node.El[1].ValueKind == JsonValueKind.String)
-            return (node.El[0].GetString()!, node.El[1].GetString()!);
-        throw node.Error(null, "must be \"a b\" or [\"a\", \"b\"]");
+        if (el.ValueKind == JsonValueKind.Array && el.GetArrayLength() == 2
+            && el[0].ValueKind == JsonValueKind.String && el[1].ValueKind == JsonValueKind.String)
+            return (el[0].GetString()!, el[1].GetString()!);
+        throw new SparkException($"{merges.Source}: {merges.Path}[{index}] must be \"a b\" or [\"a\", \"b\"]");
     }
 
     /// <summary>Builds the BPE model; merges refer to vocabulary tokens, rank = index (a repeated pair keeps the last
@@ -124,7 +133,7 @@ internal static class TokenizerLoader
         if (unk is not null && !vocab.TryGetValue(unk, out unkId))
             throw model!.Error("unk_token", $"\"{unk}\" is not in model.vocab");
         string source = model?.Source ?? mergesSource;
-        var merges = new Dictionary<long, BpeModel.Merge>(pairs.Count);
+        var merges = new Dictionary<long, BpeModel.Merge>(pairs.Count, BpeModel.PairComparer.Instance);
         int prefixLen = string.IsNullOrEmpty(prefix) ? 0 : prefix.Length;
         for (int rank = 0; rank < pairs.Count; rank++)
         {

@@ -20,10 +20,10 @@ internal static class UnicodeNormalization
     private static readonly Dictionary<int, byte> Ccc = [];
     private static readonly Dictionary<int, (bool Compat, int[] Mapping)> Decompositions = [];
     private static readonly Dictionary<long, int> Compositions = [];
-    // Code points that may change under NFC/NFD (canonical decomposition, non-zero class, second of a composition,
-    // Hangul) and, for NFKC/NFKD, also those with a compatibility decomposition.
-    private static readonly BitArray CanonicalRelevant = new(0x110000);
-    private static readonly BitArray CompatRelevant = new(0x110000);
+    // Per form, the code points that can make a string change (a quick check: text without any is already normalized):
+    // non-zero combining class, a decomposition of the form's kind, Hangul; for the composing forms only decompositions
+    // that do not recompose to the same char, plus the second chars of compositions.
+    private static readonly BitArray[] Relevant = [new(0x110000), new(0x110000), new(0x110000), new(0x110000)];
 
     static UnicodeNormalization()
     {
@@ -33,37 +33,46 @@ internal static class UnicodeNormalization
         stream.ReadExactly(bytes);
         int pos = 16; // magic + version
         int Next() { int v = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(pos)); pos += 4; return v; }
+        BitArray nfc = Relevant[(int)NormalizationKind.NFC], nfd = Relevant[(int)NormalizationKind.NFD];
+        BitArray nfkc = Relevant[(int)NormalizationKind.NFKC], nfkd = Relevant[(int)NormalizationKind.NFKD];
+        void All(int cp) => nfc[cp] = nfd[cp] = nfkc[cp] = nfkd[cp] = true;
         for (int n = Next(); n > 0; n--)
         {
             int cp = Next();
             Ccc[cp] = (byte)Next();
-            CanonicalRelevant[cp] = CompatRelevant[cp] = true;
+            All(cp);
         }
         for (int n = Next(); n > 0; n--)
         {
             int cp = Next(), flags = Next();
             var mapping = new int[flags & 0xFFFF];
             for (int i = 0; i < mapping.Length; i++) mapping[i] = Next();
-            bool compat = flags < 0;
-            Decompositions[cp] = (compat, mapping);
-            CompatRelevant[cp] = true;
-            if (!compat) CanonicalRelevant[cp] = true;
+            Decompositions[cp] = (flags < 0, mapping);
         }
+        var composites = new HashSet<int>();
         for (int n = Next(); n > 0; n--)
         {
             int a = Next(), b = Next(), c = Next();
             Compositions[((long)a << 32) | (uint)b] = c;
-            CanonicalRelevant[b] = CompatRelevant[b] = true;
+            composites.Add(c);
+            All(b);
         }
-        for (int cp = LBase; cp < VBase + VCount; cp++) CanonicalRelevant[cp] = CompatRelevant[cp] = true;
-        for (int cp = TBase + 1; cp < TBase + TCount; cp++) CanonicalRelevant[cp] = CompatRelevant[cp] = true;
-        for (int cp = SBase; cp < SBase + SCount; cp++) CanonicalRelevant[cp] = CompatRelevant[cp] = true;
+        foreach (var (cp, (compat, _)) in Decompositions)
+        {
+            nfkd[cp] = nfkc[cp] = true;
+            if (compat) continue;
+            nfd[cp] = true;
+            if (!composites.Contains(cp)) nfc[cp] = true;
+        }
+        for (int cp = VBase; cp < VBase + VCount; cp++) All(cp);
+        for (int cp = TBase + 1; cp < TBase + TCount; cp++) All(cp);
+        for (int cp = SBase; cp < SBase + SCount; cp++) nfd[cp] = nfkd[cp] = true;
     }
 
     public static string Normalize(string text, NormalizationKind kind)
     {
         bool compat = kind is NormalizationKind.NFKC or NormalizationKind.NFKD;
-        var relevant = compat ? CompatRelevant : CanonicalRelevant;
+        var relevant = Relevant[(int)kind];
         bool any = false;
         foreach (var rune in text.EnumerateRunes())
             if (rune.Value >= 0xA0 && relevant[rune.Value]) { any = true; break; }
