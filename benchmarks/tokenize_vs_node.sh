@@ -20,15 +20,18 @@ fi
 ln -sfn "$here/.node/node_modules" "$here/node/node_modules"
 
 # Corpus: ~4 MB of mixed text that every Debian machine has (licence texts and package copyright/README prose, in a
-# fixed order), plus the multilingual tokenizer test inputs; the same file for both sides.
+# fixed order), plus the multilingual tokenizer test inputs; the same file for both sides. Repeated lines are dropped
+# (many packages share licence paragraphs) so that caching words or lines does not flatter either side.
 corpus="$here/.cache/corpus.txt"
 mkdir -p "$here/.cache"
 if [ ! -s "$corpus" ]; then
+  set +o pipefail # head closes the pipe early on purpose
   {
     cat "$shared"/data/tokenizer-vectors/*.inp
     find /usr/share/common-licenses -type f | sort | xargs cat
     find /usr/share/doc -maxdepth 2 -type f \( -name copyright -o -name 'README*' \) ! -name '*.gz' | sort | xargs cat 2>/dev/null
-  } | iconv -f utf-8 -t utf-8 -c | head -c 4000000 > "$corpus"
+  } | iconv -f utf-8 -t utf-8 -c | awk '!seen[$0]++' | head -c 4000000 > "$corpus"
+  set -o pipefail
 fi
 
 dotnet build "$repo/benchmarks/Spark.Benchmarks" -c Release -v q -nologo >/dev/null
