@@ -75,4 +75,59 @@ internal interface IBackend : IDisposable
     /// stream). tokens [R], rows [R].
     /// </summary>
     void Sample(Span<int> tokens, Tensor logits, ReadOnlySpan<SamplingRow> rows);
+
+    // ---- Training. Backward ops ACCUMULATE (+=) into every gradient they write, as llm.c does, so residual
+    // branches and parameters shared by several uses (tied embeddings) sum naturally; callers zero with Fill.
+
+    /// <summary>tableGrad[ids[t], :] += outputGrad[t, :]. tableGrad [V, H], outputGrad [T, H], ids [T].</summary>
+    void EmbeddingBackward(Tensor tableGrad, Tensor outputGrad, ReadOnlySpan<int> ids);
+
+    /// <summary>
+    /// Gradients of y = x · rsqrt(mean(x²) + eps) ⊙ w: inputGrad [T, H] += ∂L/∂x, weightGrad [H] += ∂L/∂w.
+    /// outputGrad, input [T, H]; weight [H].
+    /// </summary>
+    void RmsNormBackward(Tensor inputGrad, Tensor weightGrad, Tensor outputGrad, Tensor input, Tensor weight, float eps);
+
+    /// <summary>
+    /// Gradients of y = x · Wᵀ + b: inputGrad [T, K] += dy · W (skipped when null), weightGrad [N, K] += dyᵀ · x,
+    /// biasGrad [N] += Σ_t dy (skipped when null). outputGrad [T, N], input [T, K], weight [N, K].
+    /// </summary>
+    void MatMulBackward(Tensor? inputGrad, Tensor weightGrad, Tensor? biasGrad, Tensor outputGrad, Tensor input, Tensor weight);
+
+    /// <summary>In place: turns ∂L/∂rope(x) into ∂L/∂x (the inverse rotation). Arguments as <see cref="Rope"/>.</summary>
+    void RopeBackward(Tensor xGrad, ReadOnlySpan<int> positions, Tensor inverseFrequencies, int headDim);
+
+    /// <summary>
+    /// Gradients of <see cref="Attention"/> (softmax recomputed): queryGrad [T, NH·HD] +=, keysGrad and valuesGrad
+    /// [≥ startPosition+T, NKV·HD] += (rows of positions 0 … startPosition+T−1). outputGrad [T, NH·HD].
+    /// </summary>
+    void AttentionBackward(Tensor queryGrad, Tensor keysGrad, Tensor valuesGrad, Tensor outputGrad,
+        Tensor query, Tensor keys, Tensor values, int startPosition, AttentionHeads heads);
+
+    /// <summary>Gradients of silu(gate) ⊙ up: gateGrad, upGrad [T, I] +=. outputGrad, gate, up [T, I].</summary>
+    void SwiGluBackward(Tensor gateGrad, Tensor upGrad, Tensor outputGrad, Tensor gate, Tensor up);
+
+    /// <summary>
+    /// Fused cross-entropy: losses[t] = log Σ exp(logits[t]) − logits[t, targets[t]] and
+    /// logitsGrad[t] = gradScale · (softmax(logits[t]) − onehot(targets[t])) (overwritten, not accumulated).
+    /// A target of −1 ignores the row: loss 0, gradient 0. losses [T], logitsGrad, logits [T, V], targets [T].
+    /// logitsGrad may alias logits.
+    /// </summary>
+    void CrossEntropy(Tensor losses, Tensor logitsGrad, Tensor logits, ReadOnlySpan<int> targets, float gradScale);
+
+    /// <summary>Sets every element to <paramref name="value"/>.</summary>
+    void Fill(Tensor tensor, float value);
+
+    /// <summary>Σ x², accumulated in float64 (for gradient norms).</summary>
+    double SumOfSquares(Tensor x);
+
+    /// <summary>
+    /// One AdamW step (Loshchilov and Hutter 2019, decoupled weight decay) on parameters p with gradients g scaled by
+    /// gradScale (clipping and averaging folded in): m = β1·m + (1−β1)·g'; v = β2·v + (1−β2)·g'²;
+    /// p −= lr · (m / (1−β1^step) / (sqrt(v / (1−β2^step)) + eps) + weightDecay · p). All tensors the same shape.
+    /// </summary>
+    void AdamW(Tensor parameters, Tensor gradients, Tensor firstMoment, Tensor secondMoment, AdamWStep step);
 }
+
+/// <summary>Hyper-parameters of one AdamW update (see <see cref="IBackend.AdamW"/>); Step counts from 1.</summary>
+internal readonly record struct AdamWStep(float LearningRate, float Beta1, float Beta2, float Epsilon, float WeightDecay, int Step, float GradScale);

@@ -17,4 +17,15 @@ internal enum OpKind
     LogSoftmax,
     Copy,
     Sample,
+    // training
+    EmbeddingBackward,
+    RmsNormBackward,
+    MatMulBackward,
+    RopeBackward,
+    AttentionBackward,
+    SwiGluBackward,
+    CrossEntropy,
+    Fill,
+    SumOfSquares,
+    AdamW,
 }

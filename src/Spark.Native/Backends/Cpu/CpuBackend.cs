@@ -13,11 +13,11 @@ namespace Spark.Native.Backends.Cpu;
 /// The reference backend: F32 in native memory, span-first kernels on <see cref="TensorPrimitives"/>,
 /// parallel over rows, a blocked GEMM. Every other backend is checked against this one.
 /// </summary>
-internal sealed class CpuBackend : IBackend
+internal sealed partial class CpuBackend : IBackend
 {
     public string Name => "cpu";
 
-    public bool Supports(OpKind op) => true;
+    public bool Supports(OpKind op) => true; // the reference implements the whole op set
 
     public Tensor Allocate(DType dtype, params int[] shape)
     {
