@@ -36,6 +36,11 @@ public sealed record ModelInspection(ModelConfig Config, long ParameterCount, in
     IReadOnlyDictionary<string, long> ParametersByStoredDType, long StoredBytes, long CpuWeightBytes, long KvCacheBytesPerToken,
     IReadOnlyList<string> Notices);
 
+/// <summary>A loss and the gradient of every weight, keyed by Hugging Face weight name (shapes as the weights).</summary>
+/// <param name="Loss">Mean next-token cross-entropy.</param>
+/// <param name="Gradients">∂loss/∂weight per weight name, row-major.</param>
+public sealed record GradientResult(float Loss, IReadOnlyDictionary<string, float[]> Gradients);
+
 /// <summary>Logits of a forward pass: <see cref="Rows"/> × <see cref="VocabSize"/> floats, row-major.</summary>
 public sealed class Logits
 {
@@ -234,6 +239,45 @@ public sealed class SparkModel : IDisposable
     /// <summary>Generates a continuation of one prompt.</summary>
     public GenerationResult Generate(IReadOnlyList<int> prompt, GenerationOptions options, Action<GeneratedToken>? onToken = null) =>
         Generate([prompt], options, onToken)[0];
+
+    /// <summary>
+    /// The mean next-token cross-entropy over every prediction of the sequences (each processed from position 0;
+    /// a sequence of T tokens makes T−1 predictions) and its gradient for every weight, keyed by Hugging Face name
+    /// (tied embeddings: one gradient holding both uses), in the weight's shape, row-major.
+    /// </summary>
+    public GradientResult LossAndGradients(IReadOnlyList<IReadOnlyList<int>> sequences)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (sequences.Count == 0) throw new SparkException("gradients need at least one sequence");
+        for (int i = 0; i < sequences.Count; i++)
+        {
+            if (sequences[i].Count < 2) throw new SparkException($"sequence {i} has {sequences[i].Count} token(s); a prediction needs at least 2");
+            if (sequences[i].Count > Config.MaxPositions)
+                throw new SparkException($"sequence {i}: {sequences[i].Count} tokens exceed the model's max_position_embeddings ({Config.MaxPositions})");
+            Generator.ValidateIds(sequences[i], Config.VocabSize, $"sequence {i}");
+        }
+        var tokens = sequences.SelectMany(s => s).ToArray();
+        var targets = sequences.SelectMany(s => s.Skip(1).Append(-1)).ToArray();
+        var segments = sequences.Select(s => new Segment(0, 0, s.Count)).ToArray();
+        int predictions = tokens.Length - sequences.Count;
+
+        using var graph = new TrainingGraph(_transformer, tokens.Length);
+        using var gradients = new ParameterArena(_backend, _parameters.Layout);
+        var (lossSum, _) = graph.ForwardBackward(tokens, targets, segments, gradients, predictions);
+        var byName = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (var entry in _parameters.Layout.Entries)
+        {
+            var values = new float[entry.Length];
+            _backend.Download(values, gradients[entry.Name]);
+            byName[entry.Name] = values;
+        }
+        GC.KeepAlive(this);
+        return new GradientResult((float)(lossSum / predictions), byName);
+    }
+
+    /// <summary>The shape of a weight, by Hugging Face name.</summary>
+    public long[] ParameterShape(string name) =>
+        _parameters.Layout.TryGet(name, out var e) ? e.Shape.Select(d => (long)d).ToArray() : throw new SparkException($"no weight named '{name}'");
 
     internal Transformer Transformer => _transformer;
 

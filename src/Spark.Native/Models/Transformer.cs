@@ -71,6 +71,8 @@ internal sealed class Transformer : IDisposable
     public ModelConfig Config { get; }
     public ParameterArena Parameters { get; }
     public IBackend Backend => _b;
+    /// <summary>RoPE inverse frequencies [HD/2].</summary>
+    public Tensor InverseFrequencies => _inverseFrequencies;
 
     /// <summary>
     /// Runs tokens [T] (the segments' tokens, concatenated in segment order) through the model, appending their

@@ -6,10 +6,32 @@ namespace Spark.Native.Tests.Fixtures;
 /// A second, independent implementation of the Llama/Qwen2 forward in float64 with plain loops, written from the
 /// transformers semantics in formats.md. Slow and obvious on purpose: it is the oracle for the engine's forward.
 /// </summary>
-internal sealed class ReferenceModel(ModelConfig c, IReadOnlyDictionary<string, (long[] Shape, float[] Data)> w)
+internal sealed class ReferenceModel(ModelConfig c, Func<string, double[]?> weight)
 {
-    private double[] W(string name) => w[name].Data.Select(x => (double)x).ToArray();
-    private double[]? B(string name) => w.ContainsKey(name) ? W(name) : null;
+    public ReferenceModel(ModelConfig c, IReadOnlyDictionary<string, (long[] Shape, float[] Data)> w)
+        : this(c, name => w.TryGetValue(name, out var t) ? t.Data.Select(x => (double)x).ToArray() : null) { }
+
+    private double[] W(string name) => weight(name) ?? throw new KeyNotFoundException(name);
+    private double[]? B(string name) => weight(name);
+
+    /// <summary>Mean next-token cross-entropy over all predictions of the sequences.</summary>
+    public double Loss(IReadOnlyList<int[]> sequences)
+    {
+        double sum = 0;
+        int count = 0;
+        foreach (var ids in sequences)
+        {
+            var logits = Forward(ids);
+            for (int t = 0; t + 1 < ids.Length; t++)
+            {
+                double max = logits[t].Max();
+                double z = logits[t].Sum(v => Math.Exp(v - max));
+                sum += Math.Log(z) + max - logits[t][ids[t + 1]];
+                count++;
+            }
+        }
+        return sum / count;
+    }
 
     /// <summary>Logits [T][V] for ids processed from position 0.</summary>
     public double[][] Forward(int[] ids)

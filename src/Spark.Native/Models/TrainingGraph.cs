@@ -1,0 +1,189 @@
+using Spark.Native.Backends;
+using Spark.Native.Tensors;
+
+namespace Spark.Native.Models;
+
+// Dimension legend: R rows of the batch (all sequences' tokens, concatenated), H hidden, I intermediate,
+// V vocabulary, Q = NH·HD query width, KV = NKV·HD key/value width, L layers.
+
+/// <summary>
+/// Forward with saved activations and the explicit backward of the Llama/Qwen2 decoder (as llm.c does it: one
+/// function per direction, no autograd graph). Activations live in one planned arena sized for a row capacity;
+/// gradients accumulate into a parameter-shaped arena (tied embeddings collect both uses in one tensor).
+/// </summary>
+internal sealed class TrainingGraph : IDisposable
+{
+    private readonly Transformer _model;
+    private readonly IBackend _b;
+    private readonly Tensor _arena;
+    private readonly Layer[] _layers;
+    private readonly Tensor _final, _finalNormed, _logits, _losses;                 // [R,H] [R,H] [R,V] [R]
+    private readonly Tensor _dx, _dNormed, _dAttention, _dQ, _dK, _dV, _dHidden, _dGate, _dUp; // gradients of activations
+
+    /// <summary>Saved activations of one layer.</summary>
+    private sealed record Layer(Tensor Input, Tensor Norm1, Tensor Q, Tensor K, Tensor V, Tensor Attention, Tensor Middle,
+        Tensor Norm2, Tensor Gate, Tensor Up, Tensor Hidden);
+
+    public TrainingGraph(Transformer model, int rowCapacity)
+    {
+        _model = model;
+        _b = model.Backend;
+        Capacity = rowCapacity;
+        var c = model.Config;
+        int r = rowCapacity, h = c.HiddenSize, q = c.HeadCount * c.HeadDim, kv = c.KeyValueHeadCount * c.HeadDim, im = c.IntermediateSize;
+
+        long perLayer = (long)r * (h * 4 + q * 2 + kv * 2 + im * 3);
+        long total = perLayer * c.LayerCount + (long)r * (h * 2 + c.VocabSize + 1) + (long)r * (h * 2 + q * 2 + kv * 2 + im * 3);
+        _arena = _b.Allocate(DType.F32, checked((int)((total + 1023) / 1024)), 1024);
+        long offset = 0;
+        Tensor Take(params int[] shape)
+        {
+            var t = new Tensor(_b, _arena.Memory, offset, shape, ownsMemory: false);
+            offset += t.Length;
+            return t;
+        }
+        _layers = new Layer[c.LayerCount];
+        for (int l = 0; l < c.LayerCount; l++)
+            _layers[l] = new Layer(Take(r, h), Take(r, h), Take(r, q), Take(r, kv), Take(r, kv), Take(r, q), Take(r, h),
+                Take(r, h), Take(r, im), Take(r, im), Take(r, im));
+        (_final, _finalNormed, _logits, _losses) = (Take(r, h), Take(r, h), Take(r, c.VocabSize), Take(r));
+        (_dx, _dNormed, _dAttention, _dQ, _dK, _dV, _dHidden, _dGate, _dUp) =
+            (Take(r, h), Take(r, h), Take(r, q), Take(r, q), Take(r, kv), Take(r, kv), Take(r, im), Take(r, im), Take(r, im));
+        ActivationBytes = total * sizeof(float);
+    }
+
+    /// <summary>Most rows (tokens) one call can take.</summary>
+    public int Capacity { get; }
+
+    /// <summary>Size of the activation arena.</summary>
+    public long ActivationBytes { get; }
+
+    /// <summary>
+    /// Runs the batch forward, then backward, adding ∂loss/∂θ into <paramref name="gradients"/>. tokens [R] are the
+    /// sequences concatenated (each segment starts at position 0), targets [R] the next-token ids or −1 where a row
+    /// does not count. The loss is Σ cross-entropy / <paramref name="lossDivisor"/> (the number of counted rows of the
+    /// whole optimizer batch, so micro-batches add up). Returns the summed cross-entropy and the counted rows.
+    /// </summary>
+    public (double LossSum, int Counted) ForwardBackward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets,
+        ReadOnlySpan<Segment> segments, ParameterArena gradients, float lossDivisor)
+    {
+        int rows = tokens.Length;
+        if (targets.Length != rows) throw new ArgumentException($"{targets.Length} targets for {rows} tokens");
+        if (rows > Capacity) throw new ArgumentException($"{rows} rows exceed the training graph's capacity {Capacity}");
+        var c = _model.Config;
+        var positions = Positions(segments, rows);
+        var heads = new AttentionHeads(c.HeadCount, c.KeyValueHeadCount, c.HeadDim);
+        float eps = (float)c.RmsNormEps;
+        var p = _model.Parameters;
+        Tensor R(Tensor t) => t.Rows(0, rows);
+
+        // forward, saving what the backward needs
+        _b.Embedding(R(_layers.Length > 0 ? _layers[0].Input : _final), p[ParameterLayout.Embedding], tokens);
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            var a = _layers[l];
+            var w = LayerWeights.From(p, l);
+            _b.RmsNorm(R(a.Norm1), R(a.Input), w.InputNorm, eps);
+            _b.MatMul(R(a.Q), R(a.Norm1), w.Q, w.QBias);
+            _b.MatMul(R(a.K), R(a.Norm1), w.K, w.KBias);
+            _b.MatMul(R(a.V), R(a.Norm1), w.V, w.VBias);
+            _b.Rope(R(a.Q), positions, _model.InverseFrequencies, c.HeadDim);
+            _b.Rope(R(a.K), positions, _model.InverseFrequencies, c.HeadDim);
+            foreach (var (row, length) in Spans(segments))
+                _b.Attention(a.Attention.Rows(row, length), a.Q.Rows(row, length), a.K.Rows(row, length), a.V.Rows(row, length), 0, heads);
+            _b.MatMul(R(a.Middle), R(a.Attention), w.O, w.OBias);
+            _b.Add(R(a.Middle), R(a.Middle), R(a.Input));
+            _b.RmsNorm(R(a.Norm2), R(a.Middle), w.PostAttentionNorm, eps);
+            _b.MatMul(R(a.Gate), R(a.Norm2), w.Gate, w.GateBias);
+            _b.MatMul(R(a.Up), R(a.Norm2), w.Up, w.UpBias);
+            _b.SwiGlu(R(a.Hidden), R(a.Gate), R(a.Up));
+            var next = l + 1 < _layers.Length ? _layers[l + 1].Input : _final;
+            _b.MatMul(R(next), R(a.Hidden), w.Down, w.DownBias);
+            _b.Add(R(next), R(next), R(a.Middle));
+        }
+        _b.RmsNorm(R(_finalNormed), R(_final), p[ParameterLayout.FinalNorm], eps);
+        var lmHead = p[p.Layout.LmHeadName];
+        _b.MatMul(R(_logits), R(_finalNormed), lmHead, null);
+        _b.CrossEntropy(R(_losses), R(_logits), R(_logits), targets, 1f / lossDivisor); // logits become their gradient
+
+        // backward: every gradient buffer is zeroed before the ops accumulate into it
+        var g = gradients;
+        Zero(_dNormed, rows);
+        _b.MatMulBackward(R(_dNormed), g[p.Layout.LmHeadName], null, R(_logits), R(_finalNormed), lmHead);
+        Zero(_dx, rows);
+        _b.RmsNormBackward(R(_dx), g[ParameterLayout.FinalNorm], R(_dNormed), R(_final), p[ParameterLayout.FinalNorm], eps);
+        for (int l = _layers.Length - 1; l >= 0; l--)
+        {
+            var a = _layers[l];
+            var w = LayerWeights.From(p, l);
+            var dw = LayerWeights.From(g, l);
+            // x_out = middle + down(swiglu(gate(norm2), up(norm2))), norm2 = rmsnorm(middle)
+            Zero(_dHidden, rows);
+            _b.MatMulBackward(R(_dHidden), dw.Down, dw.DownBias, R(_dx), R(a.Hidden), w.Down);
+            Zero(_dGate, rows);
+            Zero(_dUp, rows);
+            _b.SwiGluBackward(R(_dGate), R(_dUp), R(_dHidden), R(a.Gate), R(a.Up));
+            Zero(_dNormed, rows);
+            _b.MatMulBackward(R(_dNormed), dw.Gate, dw.GateBias, R(_dGate), R(a.Norm2), w.Gate);
+            _b.MatMulBackward(R(_dNormed), dw.Up, dw.UpBias, R(_dUp), R(a.Norm2), w.Up);
+            _b.RmsNormBackward(R(_dx), dw.PostAttentionNorm, R(_dNormed), R(a.Middle), w.PostAttentionNorm, eps); // _dx is now ∂/∂middle
+            // middle = input + o_proj(attention(rope(q), rope(k), v)), q/k/v = proj(norm1), norm1 = rmsnorm(input)
+            Zero(_dAttention, rows);
+            _b.MatMulBackward(R(_dAttention), dw.O, dw.OBias, R(_dx), R(a.Attention), w.O);
+            Zero(_dQ, rows);
+            Zero(_dK, rows);
+            Zero(_dV, rows);
+            foreach (var (row, length) in Spans(segments))
+                _b.AttentionBackward(_dQ.Rows(row, length), _dK.Rows(row, length), _dV.Rows(row, length), _dAttention.Rows(row, length),
+                    a.Q.Rows(row, length), a.K.Rows(row, length), a.V.Rows(row, length), 0, heads);
+            _b.RopeBackward(R(_dQ), positions, _model.InverseFrequencies, c.HeadDim);
+            _b.RopeBackward(R(_dK), positions, _model.InverseFrequencies, c.HeadDim);
+            Zero(_dNormed, rows);
+            _b.MatMulBackward(R(_dNormed), dw.Q, dw.QBias, R(_dQ), R(a.Norm1), w.Q);
+            _b.MatMulBackward(R(_dNormed), dw.K, dw.KBias, R(_dK), R(a.Norm1), w.K);
+            _b.MatMulBackward(R(_dNormed), dw.V, dw.VBias, R(_dV), R(a.Norm1), w.V);
+            _b.RmsNormBackward(R(_dx), dw.InputNorm, R(_dNormed), R(a.Input), w.InputNorm, eps); // _dx is now ∂/∂input
+        }
+        _b.EmbeddingBackward(g[ParameterLayout.Embedding], R(_dx), tokens);
+
+        var losses = new float[rows];
+        _b.Download(losses, R(_losses));
+        double sum = 0;
+        int counted = 0;
+        for (int i = 0; i < rows; i++)
+        {
+            sum += losses[i];
+            if (targets[i] >= 0) counted++;
+        }
+        return (sum, counted);
+    }
+
+    private void Zero(Tensor t, int rows) => _b.Fill(t.Rows(0, rows), 0f);
+
+    private static int[] Positions(ReadOnlySpan<Segment> segments, int rows)
+    {
+        var positions = new int[rows];
+        int row = 0;
+        foreach (var s in segments)
+        {
+            if (s.StartPosition != 0) throw new ArgumentException("training segments start at position 0");
+            for (int i = 0; i < s.Length; i++) positions[row++] = i;
+        }
+        if (row != rows) throw new ArgumentException($"segments cover {row} rows, {rows} tokens given");
+        return positions;
+    }
+
+    private static List<(int Row, int Length)> Spans(ReadOnlySpan<Segment> segments)
+    {
+        var spans = new List<(int, int)>(segments.Length);
+        int row = 0;
+        foreach (var s in segments)
+        {
+            spans.Add((row, s.Length));
+            row += s.Length;
+        }
+        return spans;
+    }
+
+    public void Dispose() => _arena.Dispose();
+}
