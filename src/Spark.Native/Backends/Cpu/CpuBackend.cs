@@ -80,14 +80,21 @@ internal sealed partial class CpuBackend : IBackend
             m, n, k, Transpose.No, Transpose.Yes, GemmAccumulate.Overwrite);
     }
 
-    public void Rope(Tensor x, ReadOnlySpan<int> positions, Tensor inverseFrequencies, int headDim)
+    public void Rope(Tensor x, ReadOnlySpan<int> positions, Tensor inverseFrequencies, int headDim) =>
+        RotateHalf(nameof(Rope), x, positions, inverseFrequencies, headDim, sinSign: 1f);
+
+    /// <summary>
+    /// Rotates each (j, j + HD/2) pair of every head of x [T, heads·HD] by +angle (sinSign 1, the forward) or −angle
+    /// (sinSign −1, the transpose of the rotation, which is what the backward applies to the gradient).
+    /// </summary>
+    private static void RotateHalf(string op, Tensor x, ReadOnlySpan<int> positions, Tensor inverseFrequencies, int headDim, float sinSign)
     {
         Check.Rank(x, 2, nameof(x));
         int rows = x.Shape[0], width = x.Shape[1], half = headDim / 2;
         if (headDim % 2 != 0 || width % headDim != 0)
-            throw new ArgumentException($"Rope: width {width} is not a whole number of heads of even size {headDim}");
+            throw new ArgumentException($"{op}: width {width} is not a whole number of heads of even size {headDim}");
         Check.Shape(inverseFrequencies, nameof(inverseFrequencies), half);
-        if (positions.Length != rows) throw new ArgumentException($"Rope: {positions.Length} positions for {rows} rows");
+        if (positions.Length != rows) throw new ArgumentException($"{op}: {positions.Length} positions for {rows} rows");
         var invFreq = Data(inverseFrequencies);
         var data = Data(x);
         Span<float> cos = half <= 512 ? stackalloc float[half] : new float[half];
@@ -99,7 +106,7 @@ internal sealed partial class CpuBackend : IBackend
                 // angle = position × inv_freq in fp32, as transformers computes it; cos/sin of that angle
                 float angle = positions[t] * invFreq[j];
                 cos[j] = (float)Math.Cos(angle);
-                sin[j] = (float)Math.Sin(angle);
+                sin[j] = sinSign * (float)Math.Sin(angle);
             }
             var row = data.Slice(t * width, width);
             for (int head = 0; head < width; head += headDim)
