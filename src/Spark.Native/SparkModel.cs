@@ -283,6 +283,19 @@ public sealed class SparkModel : IDisposable
     internal ParameterArena Parameters => _parameters;
     internal IBackend Backend => _backend;
 
+    internal ParameterLayout Layout => _parameters.Layout;
+
+    /// <summary>A copy of parameter <paramref name="name"/> (F32, row-major, the layout entry's shape).</summary>
+    internal float[] ReadParameter(string name)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var view = _parameters[name];
+        var values = new float[view.Length];
+        _backend.Download(values, view);
+        GC.KeepAlive(this);
+        return values;
+    }
+
     /// <summary>Frees the model's memory.</summary>
     public void Dispose()
     {

@@ -21,7 +21,17 @@ public static class SafeTensorsWriter
     public static void Write(string path, IEnumerable<SafeTensorWriteEntry> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var entries = tensors.ToList();
-        byte[] header = BuildHeader(entries, metadata ?? new Dictionary<string, string>());
+        WriteStreaming(path, entries.Select(e => new SafeTensorHeaderEntry(e.Name, e.DType, e.Shape)).ToList(), i => entries[i].Data, metadata);
+    }
+
+    /// <summary>
+    /// As <see cref="Write"/>, but the data of tensor i is asked for (<paramref name="dataOf"/>(i)) only when it is
+    /// written, in order, so at most one tensor's bytes need to be in memory. Each must be exactly shape × dtype size.
+    /// </summary>
+    internal static void WriteStreaming(string path, IReadOnlyList<SafeTensorHeaderEntry> tensors, Func<int, ReadOnlyMemory<byte>> dataOf,
+        IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        byte[] header = BuildHeader(tensors, metadata ?? new Dictionary<string, string>());
         path = Path.GetFullPath(path);
         string temp = $"{path}.tmp-{Path.GetRandomFileName()}";
         try
@@ -32,7 +42,13 @@ public static class SafeTensorsWriter
                 BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
                 stream.Write(prefix);
                 stream.Write(header);
-                foreach (var e in entries) stream.Write(e.Data.Span);
+                for (int i = 0; i < tensors.Count; i++)
+                {
+                    var data = dataOf(i);
+                    var t = tensors[i];
+                    SafeTensorWriteEntry.CheckLength(t.Name, t.DType, t.Shape, data.Length);
+                    stream.Write(data.Span);
+                }
                 stream.Flush(flushToDisk: true);
             }
             File.Move(temp, path, overwrite: true);
@@ -46,7 +62,7 @@ public static class SafeTensorsWriter
         }
     }
 
-    private static byte[] BuildHeader(List<SafeTensorWriteEntry> entries, IReadOnlyDictionary<string, string> metadata)
+    private static byte[] BuildHeader(IReadOnlyList<SafeTensorHeaderEntry> entries, IReadOnlyDictionary<string, string> metadata)
     {
         var names = new HashSet<string>();
         foreach (var e in entries)
@@ -55,7 +71,8 @@ public static class SafeTensorsWriter
                 throw new ArgumentException($"'{e.Name}' is not a valid tensor name", nameof(entries));
             if (!names.Add(e.Name))
                 throw new ArgumentException($"tensor '{e.Name}' appears twice", nameof(entries));
-            SafeTensorWriteEntry.CheckLength(e.Name, e.DType, e.Shape, e.Data.Length);
+            // an invalid shape (ByteLength -1) fails CheckLength against any length; 0 gives its message
+            SafeTensorWriteEntry.CheckLength(e.Name, e.DType, e.Shape, Math.Max(0, e.ByteLength));
         }
 
         var json = new ArrayBufferWriter<byte>();
@@ -80,7 +97,7 @@ public static class SafeTensorsWriter
                 w.WriteEndArray();
                 w.WriteStartArray("data_offsets");
                 w.WriteNumberValue(offset);
-                offset += e.Data.Length;
+                offset += e.ByteLength;
                 w.WriteNumberValue(offset);
                 w.WriteEndArray();
                 w.WriteEndObject();
@@ -93,6 +110,21 @@ public static class SafeTensorsWriter
         json.WrittenSpan.CopyTo(header);
         header.AsSpan(json.WrittenCount).Fill((byte)' ');
         return header;
+    }
+}
+
+/// <summary>Name, dtype and shape of a tensor to write, without its data.</summary>
+internal sealed record SafeTensorHeaderEntry(string Name, DType DType, long[] Shape)
+{
+    /// <summary>Element count × dtype size, or -1 when the shape is invalid (negative or overflowing).</summary>
+    public long ByteLength
+    {
+        get
+        {
+            if (Array.Exists(Shape, d => d < 0)) return -1;
+            try { return checked(SafeTensorInfo.CountElements(Shape) * DTypes.SizeOf(DType)); }
+            catch (OverflowException) { return -1; }
+        }
     }
 }
 
