@@ -161,7 +161,7 @@ public static class SftTrainer
     private static readonly JsonSerializerOptions MetricsJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     /// <summary>Exports the weights (F32, exact) with the training state beside them, atomically.</summary>
-    public static void SaveCheckpoint(SparkModel model, TrainingState state, string directory, string? sourceDirectory)
+    internal static void SaveCheckpoint(SparkModel model, TrainingState state, string directory, string? sourceDirectory)
     {
         var backend = model.Backend;
         HfCheckpointExporter.Export(directory, model.Parameters.Layout, name =>

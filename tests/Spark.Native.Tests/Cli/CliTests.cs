@@ -17,7 +17,9 @@ public class CliTests : IClassFixture<CliTests.Model>
     private readonly TinyCheckpoint _ckpt;
     public CliTests(Model model) => _ckpt = model.Checkpoint;
 
-    internal static (int Code, string Out, string Err) Spark(params string[] args)
+    internal static (int Code, string Out, string Err) Spark(params string[] args) => Spark(new Dictionary<string, string>(), args);
+
+    internal static (int Code, string Out, string Err) Spark(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "spark.dll");
         string host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h ? h
@@ -25,6 +27,7 @@ public class CliTests : IClassFixture<CliTests.Model>
         var psi = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(dll);
         foreach (string a in args) psi.ArgumentList.Add(a);
+        foreach (var (name, value) in environment) psi.Environment[name] = value;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
@@ -141,36 +144,11 @@ public class CliTests : IClassFixture<CliTests.Model>
         Assert.Contains("messages.json", bad.Err);
     }
 
-    /// <summary>A byte-level tokenizer of 256 byte tokens plus &lt;|end|&gt; (id 256) for a 257-token tiny model.</summary>
-    private static void WriteByteTokenizer(string dir)
-    {
-        var vocab = new System.Text.Json.Nodes.JsonObject();
-        for (int b = 0; b < 256; b++) vocab[Native.Text.ByteLevelMap.ByteToChar[b].ToString()] = b;
-        var json = new System.Text.Json.Nodes.JsonObject
-        {
-            ["version"] = "1.0",
-            ["added_tokens"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject
-            {
-                ["id"] = 256, ["content"] = "<|end|>", ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
-                ["normalized"] = false, ["special"] = true,
-            }),
-            ["normalizer"] = null,
-            ["pre_tokenizer"] = new System.Text.Json.Nodes.JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = true },
-            ["post_processor"] = null,
-            ["decoder"] = new System.Text.Json.Nodes.JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = true, ["trim_offsets"] = true, ["use_regex"] = true },
-            ["model"] = new System.Text.Json.Nodes.JsonObject { ["type"] = "BPE", ["vocab"] = vocab, ["merges"] = new System.Text.Json.Nodes.JsonArray() },
-        };
-        File.WriteAllText(Path.Combine(dir, "tokenizer.json"), json.ToJsonString());
-        File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), """
-            {"eos_token": "<|end|>", "chat_template": "{% for m in messages %}[{{ m.role }}] {{ m.content }}<|end|>{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}"}
-            """);
-    }
-
     [Fact]
     public void GenerateFromATextPromptStreamsTheDecodedText()
     {
         using var ckpt = new TinyCheckpoint(new TinySpec { Vocab = 257, Eos = [256], Seed = 9 });
-        WriteByteTokenizer(ckpt.Directory);
+        ByteTokenizer.Write(ckpt.Directory);
         var tokenizer = Native.Text.Tokenizer.Load(ckpt.Directory);
         using var model = SparkModel.Load(ckpt.Directory);
 
@@ -196,7 +174,7 @@ public class CliTests : IClassFixture<CliTests.Model>
     {
         string dir = Path.Combine(_ckpt.Directory, "tok");
         Directory.CreateDirectory(dir);
-        WriteByteTokenizer(dir);
+        ByteTokenizer.Write(dir);
         string input = Path.Combine(dir, "in.jsonl");
         File.WriteAllText(input, "\"a b\"\n{\"text\": \"ü<|end|>\"}\n");
         var encoded = Spark("tokenize", "--tokenizer", dir, "--input", input);

@@ -1,0 +1,115 @@
+using System.Text.Json;
+using Spark.Native.Generation;
+using Spark.Native.Tests.Cli;
+using Spark.Native.Tests.Fixtures;
+using Spark.Native.Text;
+using Spark.Native.Text.Templates;
+using Spark.Native.Training;
+
+namespace Spark.Native.Tests.Training;
+
+public class SftTrainerTests
+{
+    private static readonly (string Prompt, string Answer)[] Facts =
+        [("sky?", "blue"), ("grass?", "green"), ("snow?", "white"), ("coal?", "black"), ("sun?", "yellow"), ("rose?", "red")];
+
+    private static string WriteData(string dir, params string[] extraLines)
+    {
+        string path = Path.Combine(dir, "data.jsonl");
+        File.WriteAllLines(path, Facts.Select(f => JsonSerializer.Serialize(new { prompt = f.Prompt, completion = f.Answer })).Concat(extraLines));
+        return path;
+    }
+
+    private static TinyCheckpoint ByteModel()
+    {
+        var ckpt = new TinyCheckpoint(new TinySpec { Vocab = 257, Eos = [256], Hidden = 32, Intermediate = 64, Heads = 4, KvHeads = 2, Seed = 12 });
+        ByteTokenizer.Write(ckpt.Directory);
+        return ckpt;
+    }
+
+    private static SftDataset Load(TinyCheckpoint ckpt, string data) =>
+        SftDataset.Load(data, Tokenizer.Load(ckpt.Directory), ChatTemplate.FromTokenizerConfig(Path.Combine(ckpt.Directory, "tokenizer_config.json")),
+            new SftFields.PromptCompletion(), maxLength: 64);
+
+    [Fact]
+    public void LossFallsAndTheModelAnswersWhatItLearned()
+    {
+        using var ckpt = ByteModel();
+        var data = Load(ckpt, WriteData(ckpt.Directory));
+        // only the assistant's answer and its end token are learned
+        var first = data.Examples[0];
+        Assert.Equal("blue<|end|>".Length - "<|end|>".Length + 1, first.Targets().Count(t => t >= 0));
+
+        using var model = SparkModel.Load(ckpt.Directory);
+        var losses = new List<double>();
+        var options = new SftOptions
+        {
+            Epochs = 80, BatchSize = 3, Optimizer = new OptimizerSettings { LearningRate = 1e-2 }, Schedule = ScheduleKind.Constant, Seed = 3,
+        };
+        SftTrainer.Train(model, data, options, Path.Combine(ckpt.Directory, "run"), ckpt.Directory, onStep: p => losses.Add(p.Loss));
+        Assert.Equal(160, losses.Count);
+        Assert.True(losses.Take(4).Average() > 5 * losses.TakeLast(4).Average(), $"loss {losses.Take(4).Average():F3} → {losses.TakeLast(4).Average():F3}");
+
+        // the exported final checkpoint generates the learned answers
+        using var trained = SparkModel.Load(Path.Combine(ckpt.Directory, "run", SftTrainer.FinalCheckpoint));
+        var tokenizer = Tokenizer.Load(Path.Combine(ckpt.Directory, "run", SftTrainer.FinalCheckpoint));
+        foreach (var (prompt, answer) in Facts)
+        {
+            var ids = tokenizer.Encode($"[user] {prompt}<|end|>[assistant] ", SpecialTokens.Omit);
+            var result = trained.Generate(ids, GenerationOptions.Greedy(10));
+            Assert.Equal(answer, tokenizer.Decode(result.Tokens.ToArray(), SkipSpecialTokens.Yes));
+            Assert.Equal(FinishReason.Stop, result.FinishReason);
+        }
+    }
+
+    [Fact]
+    public void AnInterruptedAndResumedRunEqualsTheUninterruptedOneBitForBit()
+    {
+        using var ckpt = ByteModel();
+        var data = Load(ckpt, WriteData(ckpt.Directory));
+        var options = new SftOptions
+        {
+            Epochs = 4, BatchSize = 2, Optimizer = new OptimizerSettings { LearningRate = 5e-3, WeightDecay = 0.1 },
+            WarmupSteps = 2, Seed = 9, SaveEvery = 5,
+        };
+        string straight = Path.Combine(ckpt.Directory, "straight"), interrupted = Path.Combine(ckpt.Directory, "interrupted");
+        var a = new List<double>();
+        using (var model = SparkModel.Load(ckpt.Directory))
+            SftTrainer.Train(model, data, options, straight, ckpt.Directory, onStep: p => a.Add(p.Loss));
+
+        var b = new List<double>();
+        using (var model = SparkModel.Load(ckpt.Directory))
+            SftTrainer.Train(model, data, options with { StopAfterSteps = 5 }, interrupted, ckpt.Directory, onStep: p => b.Add(p.Loss));
+        string resumeFrom = Path.Combine(interrupted, "checkpoint-5");
+        using (var model = SparkModel.Load(resumeFrom))
+            SftTrainer.Train(model, data, options, interrupted, ckpt.Directory, resumeFrom, onStep: p => b.Add(p.Loss));
+
+        Assert.Equal(12, a.Count);
+        Assert.Equal(a, b); // exact doubles
+        Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "final", "model.safetensors")),
+            File.ReadAllBytes(Path.Combine(interrupted, "final", "model.safetensors")));
+    }
+
+    [Fact]
+    public void TheCliTrainsTheSameWeightsWithOneThreadOrTwo()
+    {
+        using var ckpt = ByteModel();
+        string data = WriteData(ckpt.Directory, "{not json", "{\"prompt\": \"x\", \"completion\": \"\"}");
+        string[] Args(string outDir) =>
+            ["train", "sft", "--model", ckpt.Directory, "--data", data, "--out", outDir, "--epochs", "2", "--batch-size", "2",
+             "--lr", "0.003", "--seed", "4", "--skip-bad-lines"];
+        var two = CliTests.Spark(Args(Path.Combine(ckpt.Directory, "two")));
+        Assert.True(two.Code == 0, two.Err);
+        Assert.Contains("2 bad lines skipped", two.Err);
+        Assert.Contains("step 6/6", two.Err);
+        var one = CliTests.Spark(new Dictionary<string, string> { ["DOTNET_PROCESSOR_COUNT"] = "1" }, Args(Path.Combine(ckpt.Directory, "one")));
+        Assert.True(one.Code == 0, one.Err);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(ckpt.Directory, "two", "final", "model.safetensors")),
+            File.ReadAllBytes(Path.Combine(ckpt.Directory, "one", "final", "model.safetensors")));
+        Assert.Equal(6, File.ReadAllLines(Path.Combine(ckpt.Directory, "two", "metrics.jsonl")).Length);
+
+        var strict = CliTests.Spark(["train", "sft", "--model", ckpt.Directory, "--data", data, "--out", Path.Combine(ckpt.Directory, "x")]);
+        Assert.Equal(1, strict.Code);
+        Assert.Contains("data.jsonl:7: invalid JSON", strict.Err);
+    }
+}
