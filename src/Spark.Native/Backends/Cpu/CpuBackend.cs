@@ -272,6 +272,8 @@ internal sealed partial class CpuBackend : IBackend
             for (int i = 0; i < count; i++) body(i);
             return;
         }
-        Parallel.For(0, count, body);
+        // on the ambient scheduler (TaskScheduler.Default outside a task), so a caller can bound the threads: under a
+        // scheduler of maximum concurrency 1 every loop runs on one thread (the determinism tests rely on it)
+        Parallel.For(0, count, new ParallelOptions { TaskScheduler = TaskScheduler.Current }, body);
     }
 }
