@@ -10,6 +10,7 @@ var suites = new Dictionary<string, (string Description, Func<BenchOptions, Benc
 {
     ["gemm"] = ("CPU float32 GEMM GFLOP/s (linear, decode and backward layouts)", GemmSuite.Run),
     ["tokenize"] = ("Tokenizer load time and single-thread encode MB/s (--tokenizer DIR --input CORPUS)", TokenizeSuite.Run),
+    ["train-step"] = ("One CPU training step (forward + backward + AdamW), 4-layer Llama h256, batch 8x128", TrainStepSuite.Run),
     ["forward"] = ("Model forward tokens/s on the CPU backend: prefill and KV-cache decode at real shapes", ForwardSuite.Run),
 };
 
