@@ -37,11 +37,12 @@ internal static class TrainCommand
         var saveEvery = new Option<int>("--save-every") { Description = "Checkpoint every N steps; 0 = final only", DefaultValueFactory = _ => 0 };
         var resume = new Option<string?>("--resume") { Description = "Continue the run saved in this checkpoint folder (its weights and training state)" };
         var skipBad = new Option<bool>("--skip-bad-lines") { Description = "Skip unreadable JSONL lines (counted) instead of stopping" };
+        var recompute = new Option<RecomputeNorms>("--recompute-norms") { Description = "Yes: recompute RMSNorm outputs in the backward to save memory", DefaultValueFactory = _ => RecomputeNorms.No };
         var stopAfter = new Option<long?>("--stop-after-steps") { Description = "Stop after this many steps of this invocation" };
         var command = new Command("sft", "Supervised fine-tuning on prompt/completion or chat data (completion-only loss)")
         {
             model, data, output, promptField, completionField, messagesField, lr, epochs, batch, accum, maxLength, overlong, seed,
-            schedule, warmup, weightDecay, maxGradNorm, saveEvery, resume, skipBad, stopAfter,
+            schedule, warmup, weightDecay, maxGradNorm, saveEvery, resume, skipBad, recompute, stopAfter,
         };
         command.SetAction(parse =>
         {
@@ -72,6 +73,7 @@ internal static class TrainCommand
                 Seed = parse.GetValue(seed),
                 SaveEvery = parse.GetValue(saveEvery),
                 StopAfterSteps = parse.GetValue(stopAfter),
+                RecomputeNorms = parse.GetValue(recompute),
             };
             using var m = SparkModel.Load(resumeDir ?? source);
             var last = SftTrainer.Train(m, dataset, options, parse.GetRequiredValue(output), source, resumeDir, p =>

@@ -6,6 +6,15 @@ namespace Spark.Native.Models;
 // Dimension legend: R rows of the batch (all sequences' tokens, concatenated), H hidden, I intermediate,
 // V vocabulary, Q = NH·HD query width, KV = NKV·HD key/value width, L layers.
 
+/// <summary>Which activations the backward recomputes instead of keeping from the forward.</summary>
+internal enum ActivationRecompute
+{
+    /// <summary>Keep every activation the backward needs.</summary>
+    Nothing,
+    /// <summary>Recompute both RMSNorm outputs of each layer in the backward (saves 2·L·R·H floats for two cheap ops).</summary>
+    Norms,
+}
+
 /// <summary>
 /// Forward with saved activations and the explicit backward of the Llama/Qwen2 decoder (as llm.c does it: one
 /// function per direction, no autograd graph). Activations live in one planned arena sized for a row capacity;
@@ -24,16 +33,20 @@ internal sealed class TrainingGraph : IDisposable
     private sealed record Layer(Tensor Input, Tensor Norm1, Tensor Q, Tensor K, Tensor V, Tensor Attention, Tensor Middle,
         Tensor Norm2, Tensor Gate, Tensor Up, Tensor Hidden);
 
-    public TrainingGraph(Transformer model, int rowCapacity)
+    private readonly ActivationRecompute _recompute;
+
+    public TrainingGraph(Transformer model, int rowCapacity, ActivationRecompute recompute = ActivationRecompute.Nothing)
     {
+        _recompute = recompute;
         _model = model;
         _b = model.Backend;
         Capacity = rowCapacity;
         var c = model.Config;
         int r = rowCapacity, h = c.HiddenSize, q = c.HeadCount * c.HeadDim, kv = c.KeyValueHeadCount * c.HeadDim, im = c.IntermediateSize;
 
-        long perLayer = (long)r * (h * 4 + q * 2 + kv * 2 + im * 3);
-        long total = perLayer * c.LayerCount + (long)r * (h * 2 + c.VocabSize + 1) + (long)r * (h * 2 + q * 2 + kv * 2 + im * 3);
+        bool keepNorms = recompute == ActivationRecompute.Nothing;
+        long perLayer = (long)r * (h * (keepNorms ? 4 : 2) + q * 2 + kv * 2 + im * 3);
+        long total = perLayer * c.LayerCount + (long)r * (h * 2 + c.VocabSize + 1) + (long)r * (h * 3 + q * 2 + kv * 2 + im * 3);
         _arena = _b.Allocate(DType.F32, checked((int)((total + 1023) / 1024)), 1024);
         long offset = 0;
         Tensor Take(params int[] shape)
@@ -42,10 +55,12 @@ internal sealed class TrainingGraph : IDisposable
             offset += t.Length;
             return t;
         }
+        var sharedNorm = Take(r, h); // the one norm buffer of every layer when norms are recomputed
+        Tensor Norm() => keepNorms ? Take(r, h) : sharedNorm;
         _layers = new Layer[c.LayerCount];
         for (int l = 0; l < c.LayerCount; l++)
-            _layers[l] = new Layer(Take(r, h), Take(r, h), Take(r, q), Take(r, kv), Take(r, kv), Take(r, q), Take(r, h),
-                Take(r, h), Take(r, im), Take(r, im), Take(r, im));
+            _layers[l] = new Layer(Take(r, h), Norm(), Take(r, q), Take(r, kv), Take(r, kv), Take(r, q), Take(r, h),
+                Norm(), Take(r, im), Take(r, im), Take(r, im));
         (_final, _finalNormed, _logits, _losses) = (Take(r, h), Take(r, h), Take(r, c.VocabSize), Take(r));
         (_dx, _dNormed, _dAttention, _dQ, _dK, _dV, _dHidden, _dGate, _dUp) =
             (Take(r, h), Take(r, h), Take(r, q), Take(r, q), Take(r, kv), Take(r, kv), Take(r, im), Take(r, im), Take(r, im));
@@ -123,6 +138,7 @@ internal sealed class TrainingGraph : IDisposable
             Zero(_dGate, rows);
             Zero(_dUp, rows);
             _b.SwiGluBackward(R(_dGate), R(_dUp), R(_dHidden), R(a.Gate), R(a.Up));
+            if (_recompute == ActivationRecompute.Norms) _b.RmsNorm(R(a.Norm2), R(a.Middle), w.PostAttentionNorm, eps);
             Zero(_dNormed, rows);
             _b.MatMulBackward(R(_dNormed), dw.Gate, dw.GateBias, R(_dGate), R(a.Norm2), w.Gate);
             _b.MatMulBackward(R(_dNormed), dw.Up, dw.UpBias, R(_dUp), R(a.Norm2), w.Up);
@@ -138,6 +154,7 @@ internal sealed class TrainingGraph : IDisposable
                     a.Q.Rows(row, length), a.K.Rows(row, length), a.V.Rows(row, length), 0, heads);
             _b.RopeBackward(R(_dQ), positions, _model.InverseFrequencies, c.HeadDim);
             _b.RopeBackward(R(_dK), positions, _model.InverseFrequencies, c.HeadDim);
+            if (_recompute == ActivationRecompute.Norms) _b.RmsNorm(R(a.Norm1), R(a.Input), w.InputNorm, eps);
             Zero(_dNormed, rows);
             _b.MatMulBackward(R(_dNormed), dw.Q, dw.QBias, R(_dQ), R(a.Norm1), w.Q);
             _b.MatMulBackward(R(_dNormed), dw.K, dw.KBias, R(_dK), R(a.Norm1), w.K);

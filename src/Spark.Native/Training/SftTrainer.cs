@@ -6,6 +6,15 @@ using Spark.Native.Models;
 
 namespace Spark.Native.Training;
 
+/// <summary>Whether the backward recomputes the (cheap) RMSNorm outputs instead of keeping them.</summary>
+public enum RecomputeNorms
+{
+    /// <summary>Keep them: fastest.</summary>
+    No,
+    /// <summary>Recompute them: 2·layers·tokens·hidden fewer floats of activation memory.</summary>
+    Yes,
+}
+
 /// <summary>Settings of a supervised fine-tuning run.</summary>
 public sealed record SftOptions
 {
@@ -27,6 +36,8 @@ public sealed record SftOptions
     public int SaveEvery { get; init; }
     /// <summary>Stop (with an error) after this many consecutive steps whose loss or gradients are not finite.</summary>
     public int MaxNonFiniteSteps { get; init; } = 5;
+    /// <summary>Recompute the RMSNorm outputs in the backward instead of keeping them (less activation memory).</summary>
+    public RecomputeNorms RecomputeNorms { get; init; } = RecomputeNorms.No;
     /// <summary>Stop after this many optimizer steps in this call (null: run to the end); for interrupting a run.</summary>
     public long? StopAfterSteps { get; init; }
 
@@ -85,7 +96,8 @@ public static class SftTrainer
         long totalSteps = stepsPerEpoch * options.Epochs;
         var schedule = new LearningRateSchedule(options.Schedule, options.Optimizer.LearningRate, options.WarmupSteps, (int)Math.Max(totalSteps, options.WarmupSteps));
         int longest = data.Examples.Max(e => e.Ids.Length);
-        using var graph = new TrainingGraph(model.Transformer, longest * options.BatchSize);
+        using var graph = new TrainingGraph(model.Transformer, longest * options.BatchSize,
+            options.RecomputeNorms == RecomputeNorms.Yes ? ActivationRecompute.Norms : ActivationRecompute.Nothing);
         using var gradients = new ParameterArena(backend, layout);
         Directory.CreateDirectory(outputDirectory);
         string metricsPath = Path.Combine(outputDirectory, "metrics.jsonl");
@@ -158,7 +170,11 @@ public static class SftTrainer
         return last;
     }
 
-    private static readonly JsonSerializerOptions MetricsJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    private static readonly JsonSerializerOptions MetricsJson = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals, // a skipped step logs "NaN"
+    };
 
     /// <summary>Exports the weights (F32, exact) with the training state beside them, atomically.</summary>
     internal static void SaveCheckpoint(SparkModel model, TrainingState state, string directory, string? sourceDirectory)
