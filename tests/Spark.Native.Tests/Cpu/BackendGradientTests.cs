@@ -400,22 +400,24 @@ public abstract class BackendGradientTests : IDisposable
     // ---- determinism
 
     /// <summary>
-    /// Runs the action with the backend's parallel loops on one thread: they run on TaskScheduler.Current, and the
-    /// exclusive scheduler of a ConcurrentExclusiveSchedulerPair has a maximum concurrency level of 1. (CpuGemm keeps
-    /// its own threads; it sums each element in a fixed order and CpuGemmTests cover its thread independence.)
+    /// Runs the action on a scheduler: the backend's parallel loops run on TaskScheduler.Current. Both sides of a
+    /// comparison name their scheduler explicitly, because the test runner's own may be neither one thread nor all.
+    /// The exclusive scheduler of a ConcurrentExclusiveSchedulerPair has a maximum concurrency level of 1. (CpuGemm
+    /// keeps its own threads; it sums each element in a fixed order and CpuGemmTests cover its thread independence.)
     /// </summary>
-    private static void OnOneThread(Action action)
+    private static void On(TaskScheduler scheduler, Action action)
     {
-        var scheduler = new ConcurrentExclusiveSchedulerPair(TaskScheduler.Default, 1).ExclusiveScheduler;
         var task = Task.Factory.StartNew(action, CancellationToken.None, TaskCreationOptions.None, scheduler);
-        Assert.True(task.Wait(TimeSpan.FromSeconds(30)), "single-threaded run did not finish");
+        Assert.True(task.Wait(TimeSpan.FromSeconds(30)), "run did not finish");
     }
+
+    private static TaskScheduler OneThread => new ConcurrentExclusiveSchedulerPair(TaskScheduler.Default, 1).ExclusiveScheduler;
 
     [Fact]
     public void OneThreadRunsParallelLoopsOnOneThread()
     {
         var threads = new HashSet<int>();
-        OnOneThread(() => Parallel.For(0, 64, new ParallelOptions { TaskScheduler = TaskScheduler.Current }, _ => { lock (threads) threads.Add(Environment.CurrentManagedThreadId); Thread.SpinWait(10_000); }));
+        On(OneThread, () => Parallel.For(0, 64, new ParallelOptions { TaskScheduler = TaskScheduler.Current }, _ => { lock (threads) threads.Add(Environment.CurrentManagedThreadId); Thread.SpinWait(10_000); }));
         Assert.Single(threads);
     }
 
@@ -424,7 +426,7 @@ public abstract class BackendGradientTests : IDisposable
     {
         // shapes big enough for every op to take its parallel path
         var heads = new AttentionHeads(8, 2, 32);
-        int t = 16, start = 16, s = 40, h = 1031, vocab = 1000, n = 40_000;
+        int t = 16, start = 16, s = 40, h = 1031, vocab = 1000, n = 400_003;
         var inputs = new
         {
             Q = Random(90, t, heads.QueryWidth), K = Random(91, s, heads.KeyValueWidth), V = Random(92, s, heads.KeyValueWidth),
@@ -454,9 +456,9 @@ public abstract class BackendGradientTests : IDisposable
             var outputs = new[] { dq, dk, dv, dx, dw, dWeight, losses, dLogits, dg, du, p }.Select(Read).ToArray();
             return (outputs, Backend.SumOfSquares(inputs.Big));
         }
-        (float[][] Outputs, double Norm) one = ([], 0);
-        OnOneThread(() => one = Run());
-        var all = Run();
+        (float[][] Outputs, double Norm) one = ([], 0), all = ([], 0);
+        On(OneThread, () => one = Run());
+        On(TaskScheduler.Default, () => all = Run());
         for (int i = 0; i < all.Outputs.Length; i++) Assert.Equal(one.Outputs[i], all.Outputs[i]);
         Assert.Equal(one.Norm, all.Norm);
     }
