@@ -32,7 +32,10 @@ internal static class TrainCommand
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
         var schedule = new Option<ScheduleKind>("--schedule") { DefaultValueFactory = _ => ScheduleKind.Cosine };
         var warmup = new Option<int>("--warmup-steps") { DefaultValueFactory = _ => 0 };
-        var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.0 };
+        var weightDecay = new Option<double>("--weight-decay") { Description = "AdamW decoupled decay (not applied to norms and biases)", DefaultValueFactory = _ => 0.0 };
+        var beta1 = new Option<double>("--beta1") { DefaultValueFactory = _ => 0.9 };
+        var beta2 = new Option<double>("--beta2") { DefaultValueFactory = _ => 0.999 };
+        var adamEps = new Option<double>("--adam-eps") { DefaultValueFactory = _ => 1e-8 };
         var maxGradNorm = new Option<double>("--max-grad-norm") { Description = "Global-norm clipping; 0 = off", DefaultValueFactory = _ => 1.0 };
         var saveEvery = new Option<int>("--save-every") { Description = "Checkpoint every N steps; 0 = final only", DefaultValueFactory = _ => 0 };
         var resume = new Option<string?>("--resume") { Description = "Continue the run saved in this checkpoint folder (its weights and training state)" };
@@ -42,7 +45,7 @@ internal static class TrainCommand
         var command = new Command("sft", "Supervised fine-tuning on prompt/completion or chat data (completion-only loss)")
         {
             model, data, output, promptField, completionField, messagesField, lr, epochs, batch, accum, maxLength, overlong, seed,
-            schedule, warmup, weightDecay, maxGradNorm, saveEvery, resume, skipBad, recompute, stopAfter,
+            schedule, warmup, weightDecay, beta1, beta2, adamEps, maxGradNorm, saveEvery, resume, skipBad, recompute, stopAfter,
         };
         command.SetAction(parse =>
         {
@@ -67,6 +70,7 @@ internal static class TrainCommand
                 Optimizer = new OptimizerSettings
                 {
                     LearningRate = parse.GetValue(lr), WeightDecay = parse.GetValue(weightDecay), MaxGradNorm = parse.GetValue(maxGradNorm),
+                    Beta1 = parse.GetValue(beta1), Beta2 = parse.GetValue(beta2), Epsilon = parse.GetValue(adamEps),
                 },
                 Schedule = parse.GetValue(schedule),
                 WarmupSteps = parse.GetValue(warmup),
