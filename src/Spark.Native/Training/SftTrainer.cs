@@ -103,12 +103,14 @@ public static class SftTrainer
         string metricsPath = Path.Combine(outputDirectory, "metrics.jsonl");
 
         var clock = Stopwatch.StartNew();
-        long stepsThisCall = 0, startStep = state.Step;
+        long stepsThisCall = 0;
         int nonFiniteInARow = 0;
         SftProgress? last = null;
+        (int Epoch, int[] Order) shuffled = (-1, []);
         while (state.Epoch < options.Epochs && (options.StopAfterSteps is not { } stop || stepsThisCall < stop))
         {
-            int[] order = Shuffle(data.Examples.Count, state.RngState, state.Epoch);
+            if (shuffled.Epoch != state.Epoch) shuffled = (state.Epoch, Shuffle(data.Examples.Count, state.RngState, state.Epoch));
+            int[] order = shuffled.Order;
             var window = order.Skip((int)state.SamplePosition).Take(perStep).Select(i => data.Examples[i]).ToArray();
             var stepClock = Stopwatch.StartNew();
 
@@ -139,7 +141,7 @@ public static class SftTrainer
                 {
                     float decay = WeightDecayPolicy.AppliesTo(entry.Name) ? (float)o.WeightDecay : 0f;
                     backend.AdamW(model.Parameters[entry.Name], gradients[entry.Name], state.FirstMoment[entry.Name], state.SecondMoment[entry.Name],
-                        new AdamWStep((float)lr, (float)o.Beta1, (float)o.Beta2, (float)o.Epsilon, decay, checked((int)state.Step + 1), clip));
+                        new AdamWStep((float)lr, (float)o.Beta1, (float)o.Beta2, (float)o.Epsilon, decay, checked((int)(state.Step + 1)), clip));
                 }
             }
             else if (++nonFiniteInARow >= options.MaxNonFiniteSteps)
@@ -166,7 +168,6 @@ public static class SftTrainer
             if (done || (options.SaveEvery > 0 && state.Step % options.SaveEvery == 0))
                 SaveCheckpoint(model, state, Path.Combine(outputDirectory, done ? FinalCheckpoint : $"checkpoint-{state.Step}"), sourceDirectory);
         }
-        _ = startStep;
         return last;
     }
 
