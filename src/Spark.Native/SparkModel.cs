@@ -285,6 +285,18 @@ public sealed class SparkModel : IDisposable
 
     internal ParameterLayout Layout => _parameters.Layout;
 
+    /// <summary>
+    /// Writes the model as a Hugging Face folder (config.json, generation_config.json, safetensors — sharded above
+    /// <see cref="Training.ExportOptions.MaxShardBytes"/> —, and the tokenizer files of <see cref="Training.ExportOptions.SourceDirectory"/>),
+    /// atomically: the previous folder stays intact if the write fails.
+    /// </summary>
+    public void Export(string directory, Training.ExportOptions? options = null)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Training.HfCheckpointExporter.Export(directory, _parameters.Layout, ReadParameter, options);
+        GC.KeepAlive(this);
+    }
+
     /// <summary>A copy of parameter <paramref name="name"/> (F32, row-major, the layout entry's shape).</summary>
     internal float[] ReadParameter(string name)
     {

@@ -180,13 +180,7 @@ public static class SftTrainer
     /// <summary>Exports the weights (F32, exact) with the training state beside them, atomically.</summary>
     internal static void SaveCheckpoint(SparkModel model, TrainingState state, string directory, string? sourceDirectory)
     {
-        var backend = model.Backend;
-        HfCheckpointExporter.Export(directory, model.Parameters.Layout, name =>
-        {
-            var values = new float[model.Parameters.Layout[name].Length];
-            backend.Download(values, model.Parameters[name]);
-            return values;
-        }, new ExportOptions { SourceDirectory = sourceDirectory, WriteExtraFiles = state.Save });
+        model.Export(directory, new ExportOptions { SourceDirectory = sourceDirectory, WriteExtraFiles = state.Save });
     }
 
     /// <summary>The example order of an epoch: a Fisher–Yates shuffle driven by the counter RNG of (seed, epoch).</summary>
