@@ -11,6 +11,12 @@ internal static class TestPaths
     /// <summary>The shared folder (golden references, tokenizer data), or null when absent.</summary>
     public static string? SharedDir { get; } = FindShared();
 
+    /// <summary>The shared folder when it holds <c>data/</c> (real tokenizers and configs), else null.</summary>
+    public static string? SharedDataDir { get; } = SharedDir is not null && Directory.Exists(Path.Combine(SharedDir, "data")) ? SharedDir : null;
+
+    /// <summary>The shared folder when it holds <c>golden/</c> (reference checkpoints and outputs), else null.</summary>
+    public static string? SharedGoldenDir { get; } = SharedDir is not null && Directory.Exists(Path.Combine(SharedDir, "golden")) ? SharedDir : null;
+
     private static string? FindShared()
     {
         string? fromEnv = Environment.GetEnvironmentVariable("SPARK_SHARED_DIR");

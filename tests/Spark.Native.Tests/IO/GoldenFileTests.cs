@@ -7,7 +7,7 @@ public class GoldenFileTests
     [Fact]
     public void Qwen2TinyCheckpointLoadsWithBF16Weights()
     {
-        string? folder = TestPaths.SharedDir is null ? null : Path.Combine(TestPaths.SharedDir, "golden", "qwen2-tiny");
+        string? folder = TestPaths.SharedGoldenDir is null ? null : Path.Combine(TestPaths.SharedGoldenDir, "golden", "qwen2-tiny");
         Assert.SkipUnless(folder is not null && File.Exists(Path.Combine(folder, "model.safetensors")),
             "../shared/golden/qwen2-tiny/model.safetensors is absent");
 

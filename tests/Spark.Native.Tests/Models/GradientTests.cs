@@ -50,8 +50,8 @@ public class GradientTests
     [InlineData("llama-tiny")]
     public void LossAndGradientsMatchTheGoldenReference(string name)
     {
-        Assert.SkipWhen(TestPaths.SharedDir is null, "../shared (golden references) is not present beside this clone");
-        string dir = Path.Combine(TestPaths.SharedDir!, "golden", name);
+        Assert.SkipWhen(TestPaths.SharedGoldenDir is null, "../shared (golden references) is not present beside this clone");
+        string dir = Path.Combine(TestPaths.SharedGoldenDir!, "golden", name);
         using var model = SparkModel.Load(dir);
         using var expected = SafeTensorsFile.Open(Path.Combine(dir, "expected.safetensors"));
         var batchIds = expected.ReadI64("batch_ids");

@@ -89,8 +89,8 @@ public class RealConfigTests
 {
     private static string Folder(string name)
     {
-        Assert.SkipWhen(TestPaths.SharedDir is null, "../shared (real model configs) is not present beside this clone");
-        return Path.Combine(TestPaths.SharedDir!, "data", "tokenizers", name);
+        Assert.SkipWhen(TestPaths.SharedDataDir is null, "../shared (real model configs) is not present beside this clone");
+        return Path.Combine(TestPaths.SharedDataDir!, "data", "tokenizers", name);
     }
 
     [Fact]

@@ -173,8 +173,8 @@ public sealed class ChatTemplateTests
     [Fact]
     public void QwenTemplateFromSharedTokenizerConfig()
     {
-        Assert.SkipWhen(TestPaths.SharedDir is null, "../shared (tokenizer data) is not present");
-        var template = ChatTemplate.FromTokenizerConfig(Path.Combine(TestPaths.SharedDir!, "data", "tokenizers", "qwen2.5-0.5b-instruct", "tokenizer_config.json"));
+        Assert.SkipWhen(TestPaths.SharedDataDir is null, "../shared (tokenizer data) is not present");
+        var template = ChatTemplate.FromTokenizerConfig(Path.Combine(TestPaths.SharedDataDir!, "data", "tokenizers", "qwen2.5-0.5b-instruct", "tokenizer_config.json"));
         string text = template.Render([new ChatMessage("user", "Hi")], new ChatTemplateOptions { GenerationPrompt = GenerationPrompt.Add });
         Assert.Equal("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", text);
     }

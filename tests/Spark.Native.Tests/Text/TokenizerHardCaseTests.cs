@@ -25,7 +25,7 @@ public class TokenizerHardCaseTests
     [MemberData(nameof(Tokenizers))]
     public void Hard_cases_match_reference(string folder)
     {
-        Assert.SkipWhen(TestPaths.SharedDir is null, "../shared (real tokenizer files) is absent");
+        Assert.SkipWhen(TestPaths.SharedDataDir is null, "../shared (real tokenizer files) is absent");
         var tokenizer = TokenizerParityTests.Get(folder);
         var cases = Load().Where(c => c.tokenizer == folder).ToList();
         Assert.True(cases.Count > 50);
@@ -43,7 +43,7 @@ public class TokenizerHardCaseTests
     [MemberData(nameof(Tokenizers))]
     public void Byte_level_and_byte_fallback_decode_round_trips(string folder)
     {
-        Assert.SkipWhen(TestPaths.SharedDir is null, "../shared (real tokenizer files) is absent");
+        Assert.SkipWhen(TestPaths.SharedDataDir is null, "../shared (real tokenizer files) is absent");
         var tokenizer = TokenizerParityTests.Get(folder);
         bool byteLevel = folder.StartsWith("qwen") || folder.StartsWith("llama3");
         foreach (var c in Load().Where(c => c.tokenizer == folder && !c.add_special_tokens))

@@ -26,14 +26,14 @@ public class TokenizerParityTests
         lock (Cache)
         {
             if (!Cache.TryGetValue(folder, out var t))
-                Cache[folder] = t = Tokenizer.Load(Path.Combine(TestPaths.SharedDir!, "data", "tokenizers", folder));
+                Cache[folder] = t = Tokenizer.Load(Path.Combine(TestPaths.SharedDataDir!, "data", "tokenizers", folder));
             return t;
         }
     }
 
     internal static List<(string Text, int[] Ids)> Vectors(string name)
     {
-        string dir = Path.Combine(TestPaths.SharedDir!, "data", "tokenizer-vectors");
+        string dir = Path.Combine(TestPaths.SharedDataDir!, "data", "tokenizer-vectors");
         string[] inputs = File.ReadAllText(Path.Combine(dir, $"ggml-vocab-{name}.gguf.inp")).Split("\n__ggml_vocab_test__\n");
         string[] outputs = File.ReadAllText(Path.Combine(dir, $"ggml-vocab-{name}.gguf.out")).Split('\n');
         var result = new List<(string, int[])>();
@@ -64,7 +64,7 @@ public class TokenizerParityTests
     [MemberData(nameof(Pairs))]
     public void Vectors_match_reference(string folder, string vectors)
     {
-        Assert.SkipWhen(TestPaths.SharedDir is null, NoShared);
+        Assert.SkipWhen(TestPaths.SharedDataDir is null, NoShared);
         // Byte-level BPE round-trips every string; SentencePiece-style Llama-2 decoding strips the one leading space.
         CheckVectors(Get(folder), vectors, roundTrip: !folder.StartsWith("llama2") && !folder.StartsWith("phi"));
     }
@@ -72,8 +72,8 @@ public class TokenizerParityTests
     [Fact]
     public void Gpt2_vocab_and_merges_pair_matches_reference()
     {
-        Assert.SkipWhen(TestPaths.SharedDir is null, NoShared);
-        var tokenizer = TokenizerLoader.LoadGpt2Pair(Path.Combine(TestPaths.SharedDir!, "data", "tokenizers", "qwen2.5-0.5b-instruct"));
+        Assert.SkipWhen(TestPaths.SharedDataDir is null, NoShared);
+        var tokenizer = TokenizerLoader.LoadGpt2Pair(Path.Combine(TestPaths.SharedDataDir!, "data", "tokenizers", "qwen2.5-0.5b-instruct"));
         CheckVectors(tokenizer, "qwen2", roundTrip: true);
         Assert.Equal(151665, tokenizer.VocabSize);
         Assert.Equal([151644], tokenizer.Encode("<|im_start|>", SpecialTokens.Omit));
@@ -82,7 +82,7 @@ public class TokenizerParityTests
     [Fact]
     public void Known_qwen_ids()
     {
-        Assert.SkipWhen(TestPaths.SharedDir is null, NoShared);
+        Assert.SkipWhen(TestPaths.SharedDataDir is null, NoShared);
         var qwen = Get("qwen2.5-0.5b-instruct");
         Assert.Equal([9707, 1879], qwen.Encode("Hello world"));
         Assert.Equal([21927, 1879], qwen.Encode(" Hello world"));
@@ -98,7 +98,7 @@ public class TokenizerParityTests
     [Fact]
     public void Llama_special_ids_and_bos()
     {
-        Assert.SkipWhen(TestPaths.SharedDir is null, NoShared);
+        Assert.SkipWhen(TestPaths.SharedDataDir is null, NoShared);
         var llama3 = Get("llama3.2-1b");
         Assert.Equal(128000, llama3.BosTokenId);
         Assert.Contains(128001, llama3.EosTokenIds);

@@ -30,7 +30,7 @@ public class TokenizerPerformanceTests(ITestOutputHelper output)
     [InlineData("llama2")]
     public void Long_runs_on_real_tokenizers(string folder)
     {
-        Assert.SkipWhen(TestPaths.SharedDir is null, "../shared (real tokenizer files) is absent");
+        Assert.SkipWhen(TestPaths.SharedDataDir is null, "../shared (real tokenizer files) is absent");
         var t = TokenizerParityTests.Get(folder);
         foreach (string run in new[] { new string('a', 100_000), new string(' ', 100_000), string.Concat(Enumerable.Repeat("ab ", 33_000)) })
         {
@@ -46,8 +46,8 @@ public class TokenizerPerformanceTests(ITestOutputHelper output)
     [Fact]
     public void Loading_llama3_tokenizer_is_fast()
     {
-        Assert.SkipWhen(TestPaths.SharedDir is null, "../shared (real tokenizer files) is absent");
-        string path = Path.Combine(TestPaths.SharedDir!, "data", "tokenizers", "llama3.2-1b", "tokenizer.json");
+        Assert.SkipWhen(TestPaths.SharedDataDir is null, "../shared (real tokenizer files) is absent");
+        string path = Path.Combine(TestPaths.SharedDataDir!, "data", "tokenizers", "llama3.2-1b", "tokenizer.json");
         Tokenizer.Load(path); // warm up the JIT
         var sw = Stopwatch.StartNew();
         var t = Tokenizer.Load(path);
