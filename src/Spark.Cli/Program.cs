@@ -12,4 +12,5 @@ root.Subcommands.Add(TextCommands.Tokenize());
 root.Subcommands.Add(TextCommands.Decode());
 root.Subcommands.Add(ChatTemplateCommand.Create());
 root.Subcommands.Add(DoctorCommand.Create());
+root.Subcommands.Add(KernelsCommand.Create());
 return CliApp.Run(root, args);

@@ -1,6 +1,8 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Spark.Native.Backends.Cuda;
+using Spark.Native.Interop;
 
 namespace Spark.Native.Diagnostics;
 
@@ -18,41 +20,57 @@ public static class SystemReport
             ("simd", SimdFeatures()),
             ("cpu backend", $"F32, {(Vector512.IsHardwareAccelerated ? "Vector512" : Vector256.IsHardwareAccelerated ? "Vector256" : "Vector128")} kernels, {Environment.ProcessorCount} threads"),
         };
-        foreach (var (what, candidates) in NativeLibraries)
-            lines.Add((what, Probe(candidates)));
+        lines.AddRange(GpuLibraries());
         lines.Add(("cuda backend", "not in this build yet (CPU reference only)"));
         return lines;
     }
 
-    private static readonly (string, string[])[] NativeLibraries =
-    [
-        ("cuda driver", ["libcuda.so.1", "nvcuda.dll"]),
-        ("nvrtc", ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so"]),
-        ("cublasLt", ["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so.11", "libcublasLt.so"]),
-    ];
-
-    /// <summary>Folders searched after the loader's default path: $CUDA_PATH/lib64, /usr/local/cuda/lib64, the driver's folder.</summary>
-    private static IEnumerable<string> CudaFolders()
+    /// <summary>Each CUDA library: where the resolver found it and its version; the driver also lists its devices.</summary>
+    private static IEnumerable<(string, string)> GpuLibraries()
     {
-        if (Environment.GetEnvironmentVariable("CUDA_PATH") is { Length: > 0 } cudaPath) yield return Path.Combine(cudaPath, "lib64");
-        yield return "/usr/local/cuda/lib64";
-        yield return "/usr/local/nvidia/lib64";
-    }
-
-    private static string Probe(string[] candidates)
-    {
-        foreach (string name in candidates)
+        yield return ("cuda driver", Describe(NativeLibraries.Cuda, () =>
         {
-            foreach (string path in CudaFolders().Select(folder => Path.Combine(folder, name)).Prepend(name))
+            var (major, minor) = CudaDriver.DriverVersion();
+            return $"CUDA {major}.{minor}";
+        }));
+        if (NativeLibraries.IsAvailable(NativeLibraries.Cuda))
+        {
+            var devices = new List<(string, string)>();
+            try
             {
-                if (NativeLibrary.TryLoad(path, out var handle))
+                int count = CudaDevice.Count();
+                if (count == 0) devices.Add(("gpu", "none (the driver reports no device)"));
+                for (int i = 0; i < count; i++)
                 {
-                    NativeLibrary.Free(handle);
-                    return $"found {path}";
+                    using var device = CudaDevice.Open(i);
+                    devices.Add(($"gpu {i}", $"{device.Name}, sm_{device.ComputeCapability}, {device.MultiprocessorCount} SMs, " +
+                        $"{device.TotalMemoryBytes / (double)(1L << 30):F1} GiB, {device.MaxSharedMemoryPerBlockOptin / 1024} KiB shared memory per block"));
                 }
             }
+            catch (CudaException e) { devices.Add(("gpu", $"unusable: {e.Message}")); }
+            foreach (var d in devices) yield return d;
         }
-        return $"not found (tried {string.Join(", ", candidates)} on the default path, $CUDA_PATH/lib64, /usr/local/cuda/lib64)";
+        yield return ("nvrtc", Describe(NativeLibraries.Nvrtc, () =>
+        {
+            var (major, minor) = Nvrtc.Version();
+            var archs = Nvrtc.SupportedArchs();
+            return $"NVRTC {major}.{minor}" + (archs.Length > 0 ? $", sm_{archs.Min()}..sm_{archs.Max()}" : "");
+        }));
+        yield return ("cublasLt", Describe(NativeLibraries.CublasLt, () =>
+        {
+            var (major, minor, patch) = CublasLt.Version();
+            return $"cuBLASLt {major}.{minor}.{patch}";
+        }));
+        yield return ("kernel cache", KernelCompiler.DefaultCacheDirectory());
+    }
+
+    private static string Describe(string library, Func<string> version)
+    {
+        if (NativeLibraries.PathOf(library) is not { } path)
+            return $"not found (tried {string.Join(", ", NativeLibraries.CandidatesOf(library))} on the loader path, $CUDA_PATH/lib64, " +
+                "/usr/local/cuda/lib64, /usr/local/nvidia/lib64 and pip NVIDIA wheels)";
+        try { return $"{version()} ({path})"; }
+        catch (Exception e) when (e is CudaException or EntryPointNotFoundException) { return $"found {path}, but {e.Message}"; }
     }
 
     private static string SimdFeatures()
