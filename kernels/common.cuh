@@ -1,29 +1,73 @@
-// common.cuh: helpers shared by every kernel file. NVRTC built-ins only (no cuda_bf16.h), so kernels compile
-// on machines without a CUDA toolkit.
+// Shared helpers of the Spark.Native kernels. NVRTC built-ins only: no toolkit headers.
+// Storage is bf16 (raw 16-bit patterns), arithmetic is fp32.
 #pragma once
 
-// bf16 stored as its 16 raw bits; the upper half of an IEEE float32.
-typedef unsigned short bf16_t;
+typedef unsigned short bf16;
 
-__device__ __forceinline__ float bf16_to_float(bf16_t x) {
-    return __uint_as_float(((unsigned int)x) << 16);
-}
+// bf16 → fp32: the upper 16 bits of an IEEE single.
+__device__ __forceinline__ float bf16_to_float(bf16 x) { return __uint_as_float(((unsigned int)x) << 16); }
 
-// float -> bf16 with round-to-nearest-even; NaN stays a (quiet) NaN.
-__device__ __forceinline__ bf16_t float_to_bf16(float f) {
+// fp32 → bf16, round to nearest even; NaN stays a quiet NaN.
+__device__ __forceinline__ bf16 float_to_bf16(float f)
+{
     unsigned int u = __float_as_uint(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16_t)((u >> 16) | 0x0040u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16)((u >> 16) | 0x0040u);
     u += 0x7fffu + ((u >> 16) & 1u);
-    return (bf16_t)(u >> 16);
+    return (bf16)(u >> 16);
 }
 
-// Butterfly reductions over the 32 lanes of a warp: every lane ends with the result.
-__device__ __forceinline__ float warp_sum(float v) {
+// fp32 → bf16 with stochastic rounding: add 16 random low bits before truncating.
+__device__ __forceinline__ bf16 float_to_bf16_stochastic(float f, unsigned int random)
+{
+    unsigned int u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16)((u >> 16) | 0x0040u);
+    u += random & 0xffffu;
+    return (bf16)(u >> 16);
+}
+
+// A counter-based hash (SplitMix32-style) for per-element random bits.
+__device__ __forceinline__ unsigned int hash_u32(unsigned int x)
+{
+    x ^= x >> 16; x *= 0x7feb352du;
+    x ^= x >> 15; x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+__device__ __forceinline__ float warp_sum(float v)
+{
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
     return v;
 }
 
-__device__ __forceinline__ float warp_max(float v) {
+__device__ __forceinline__ float warp_max(float v)
+{
     for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
     return v;
 }
+
+// Sum over the whole block (blockDim.x a multiple of 32, at most 1024). `scratch` holds 32 floats.
+// Every thread gets the result. Deterministic: a fixed reduction tree.
+__device__ __forceinline__ float block_sum(float v, float* scratch)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : 0.0f;
+    return warp_sum(v);
+}
+
+__device__ __forceinline__ float block_max(float v, float* scratch)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : -3.402823466e38f;
+    return warp_max(v);
+}
+
+__device__ __forceinline__ float silu(float x) { return x / (1.0f + __expf(-x)); }
