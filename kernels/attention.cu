@@ -1,28 +1,21 @@
 // Causal GQA attention, first versions: one block per (query row, query head), scores in shared memory.
 // Simple and exact (fp32 softmax); the flash-style tensor-core kernels replace these for long sequences.
-// Dimensions: T query rows of one sequence at positions start … start+T−1, S ≥ start+T cached positions,
-// NH query heads, NKV key/value heads, HD head dim (≤ 256). q, out [T, NH·HD]; k, v [S, NKV·HD]; all bf16.
+// Dimensions: NH query heads, NKV key/value heads, HD head dim; bf16 storage.
 #include "common.cuh"
 
-// grid (T, NH), block (128), dynamic shared memory (start + T) floats.
-extern "C" __global__ void attention_forward_rows(bf16* __restrict__ out, const bf16* __restrict__ q,
-                                                 const bf16* __restrict__ k, const bf16* __restrict__ v,
-                                                 int start, int heads, int kvHeads, int headDim)
+// out[0 … HD) = Σ_s softmax_s(q·k_s/√HD) · v_s over the first `visible` key rows. k and v point at the kv head's
+// slice of position 0; consecutive positions are `rowStride` elements apart. scores holds `visible` floats.
+__device__ void attend_row(bf16* __restrict__ out, const bf16* __restrict__ q, const bf16* __restrict__ k,
+                           const bf16* __restrict__ v, long long rowStride, int visible, int headDim,
+                           float* scores, float* scratch)
 {
-    extern __shared__ float scores[];
-    __shared__ float scratch[32];
-    int t = blockIdx.x, head = blockIdx.y, kvHead = head / (heads / kvHeads);
-    int visible = start + t + 1;
-    long long qBase = ((long long)t * heads + head) * headDim;
     float scale = rsqrtf((float)headDim);
-
     // scores: one warp per key, lanes over the head dimension
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     for (int s = warp; s < visible; s += warps)
     {
-        long long kBase = ((long long)s * kvHeads + kvHead) * headDim;
         float dot = 0.0f;
-        for (int d = lane; d < headDim; d += 32) dot += bf16_to_float(q[qBase + d]) * bf16_to_float(k[kBase + d]);
+        for (int d = lane; d < headDim; d += 32) dot += bf16_to_float(q[d]) * bf16_to_float(k[s * rowStride + d]);
         dot = warp_sum(dot);
         if (lane == 0) scores[s] = dot * scale;
     }
@@ -44,9 +37,23 @@ extern "C" __global__ void attention_forward_rows(bf16* __restrict__ out, const 
     for (int d = threadIdx.x; d < headDim; d += blockDim.x)
     {
         float acc = 0.0f;
-        for (int s = 0; s < visible; s++) acc += scores[s] * bf16_to_float(v[((long long)s * kvHeads + kvHead) * headDim + d]);
-        out[qBase + d] = float_to_bf16(acc * inv);
+        for (int s = 0; s < visible; s++) acc += scores[s] * bf16_to_float(v[s * rowStride + d]);
+        out[d] = float_to_bf16(acc * inv);
     }
+}
+
+// T query rows of one sequence at positions start … start+T−1 against S ≥ start+T cached positions.
+// q, out [T, NH·HD]; k, v [S, NKV·HD]. grid (T, NH), block (128), dynamic shared memory (start + T) floats.
+extern "C" __global__ void attention_forward_rows(bf16* __restrict__ out, const bf16* __restrict__ q,
+                                                 const bf16* __restrict__ k, const bf16* __restrict__ v,
+                                                 int start, int heads, int kvHeads, int headDim)
+{
+    extern __shared__ float scores[];
+    __shared__ float scratch[32];
+    int t = blockIdx.x, head = blockIdx.y, kvHead = head / (heads / kvHeads);
+    long long row = ((long long)t * heads + head) * headDim;
+    attend_row(out + row, q + row, k + (long long)kvHead * headDim, v + (long long)kvHead * headDim,
+               (long long)kvHeads * headDim, start + t + 1, headDim, scores, scratch);
 }
 
 // Decode against per-sequence KV caches: one query row per sequence b at position positions[b] (it sees cache rows
@@ -59,40 +66,8 @@ extern "C" __global__ void attention_decode(bf16* __restrict__ out, const bf16* 
     extern __shared__ float scores[];
     __shared__ float scratch[32];
     int b = blockIdx.x, head = blockIdx.y, kvHead = head / (heads / kvHeads);
-    int visible = positions[b] + 1;
-    long long qBase = ((long long)b * heads + head) * headDim;
-    long long cacheBase = (long long)b * capacity * kvHeads * headDim;
-    float scale = rsqrtf((float)headDim);
-
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    for (int s = warp; s < visible; s += warps)
-    {
-        long long kBase = cacheBase + ((long long)s * kvHeads + kvHead) * headDim;
-        float dot = 0.0f;
-        for (int d = lane; d < headDim; d += 32) dot += bf16_to_float(q[qBase + d]) * bf16_to_float(kCache[kBase + d]);
-        dot = warp_sum(dot);
-        if (lane == 0) scores[s] = dot * scale;
-    }
-    __syncthreads();
-
-    float m = -3.402823466e38f;
-    for (int s = threadIdx.x; s < visible; s += blockDim.x) m = fmaxf(m, scores[s]);
-    m = block_max(m, scratch);
-    float sum = 0.0f;
-    for (int s = threadIdx.x; s < visible; s += blockDim.x)
-    {
-        float e = __expf(scores[s] - m);
-        scores[s] = e;
-        sum += e;
-    }
-    float inv = 1.0f / block_sum(sum, scratch);
-    __syncthreads();
-
-    for (int d = threadIdx.x; d < headDim; d += blockDim.x)
-    {
-        float acc = 0.0f;
-        for (int s = 0; s < visible; s++)
-            acc += scores[s] * bf16_to_float(vCache[cacheBase + ((long long)s * kvHeads + kvHead) * headDim + d]);
-        out[qBase + d] = float_to_bf16(acc * inv);
-    }
+    long long row = ((long long)b * heads + head) * headDim;
+    long long cache = (long long)b * capacity * kvHeads * headDim + (long long)kvHead * headDim;
+    attend_row(out + row, q + row, kCache + cache, vCache + cache, (long long)kvHeads * headDim, positions[b] + 1,
+               headDim, scores, scratch);
 }
