@@ -92,8 +92,9 @@ internal static class TrainCommand
 
     private static bool HasTemplate(string folder)
     {
+        // the template lives in tokenizer_config.json or in chat_template.jinja beside it (both read through the config)
         string config = Path.Combine(folder, "tokenizer_config.json");
-        return File.Exists(config) && File.ReadAllText(config).Contains("\"chat_template\"", StringComparison.Ordinal)
-            || File.Exists(Path.Combine(folder, "chat_template.jinja"));
+        return File.Exists(config) && (File.ReadAllText(config).Contains("\"chat_template\"", StringComparison.Ordinal)
+            || File.Exists(Path.Combine(folder, "chat_template.jinja")));
     }
 }

@@ -44,6 +44,8 @@ internal sealed class TrainingGraph : IDisposable
         var c = model.Config;
         int r = rowCapacity, h = c.HiddenSize, q = c.HeadCount * c.HeadDim, kv = c.KeyValueHeadCount * c.HeadDim, im = c.IntermediateSize;
 
+        if ((long)r * c.VocabSize > Array.MaxLength)
+            throw new SparkException($"a training batch of {r} tokens × vocabulary {c.VocabSize} needs {(long)r * c.VocabSize:N0} logits, more than one buffer holds ({Array.MaxLength:N0}); use a smaller --batch-size or --max-length");
         bool keepNorms = recompute == ActivationRecompute.Nothing;
         long perLayer = (long)r * (h * (keepNorms ? 4 : 2) + q * 2 + kv * 2 + im * 3);
         long total = perLayer * c.LayerCount + (long)r * (h * 2 + c.VocabSize + 1) + (long)r * (h * 3 + q * 2 + kv * 2 + im * 3);

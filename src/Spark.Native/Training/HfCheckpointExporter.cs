@@ -43,7 +43,7 @@ internal static class HfCheckpointExporter
 {
     /// <summary>Tokenizer files copied from the source folder when present.</summary>
     public static readonly string[] TokenizerFiles =
-        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja"];
+        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "chat_template.json", "tokenizer.model"];
 
     /// <summary>
     /// Exports the parameters of <paramref name="layout"/>, read one at a time by <paramref name="readParameter"/>

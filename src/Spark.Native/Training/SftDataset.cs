@@ -121,6 +121,12 @@ public sealed class SftDataset
                 example = new SftExample(example.Ids[..maxLength], example.Learned[..maxLength]);
                 if (!example.Learned.Skip(1).Any(x => x)) { dropped++; continue; } // nothing left to learn
             }
+            if (!example.Learned.Skip(1).Any(x => x))
+            {
+                if (badLines == BadLines.Fail) throw new SparkException($"{path}:{lineNumber}: nothing to learn (no completion token after the first position)");
+                skipped++;
+                continue;
+            }
             examples.Add(example);
         }
         if (examples.Count == 0) throw new SparkException($"{path}: no usable examples ({skipped} bad lines, {dropped} dropped for length)");
@@ -172,7 +178,9 @@ public sealed class SftDataset
         bool any = false;
         for (int i = 0; i < messages.Count; i++)
         {
-            if (messages[i]?["role"]?.GetValue<string>() != "assistant") continue;
+            if (messages[i] is not JsonObject message || message["role"] is not JsonValue role || role.GetValueKind() != JsonValueKind.String)
+                throw new SparkException($"message {i} is not an object with a string \"role\"");
+            if (role.GetValue<string>() != "assistant") continue;
             int[] before = Render(i, GenerationPrompt.Add), upTo = Render(i + 1, GenerationPrompt.Omit);
             if (!ids.AsSpan().StartsWith(upTo) || !upTo.AsSpan().StartsWith(before))
                 throw new SparkException($"the chat template does not render message {i} as an extension of the ones before it; cannot mask the prompt");

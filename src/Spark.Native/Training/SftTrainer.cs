@@ -87,9 +87,19 @@ public static class SftTrainer
         options.Validate();
         var backend = model.Backend;
         var layout = model.Parameters.Layout;
+        ValidateAgainstModel(data, model.Config);
         using var state = resumeState is null ? new TrainingState(backend, layout, options.Optimizer) : TrainingState.Load(resumeState, backend, layout);
+        string fingerprint = Fingerprint(data, options);
+        if (resumeState is null)
+        {
+            state.RngState = options.Seed;
+            state.RunFingerprint = fingerprint;
+        }
+        else if (state.RunFingerprint != fingerprint)
+            throw new SparkException($"{resumeState}: the saved run was started with other data or batching ({state.RunFingerprint ?? "unknown"}); this run has {fingerprint}. Resume with the same data, --batch-size, --grad-accum, --epochs, --seed and schedule");
+        if (state.SamplePosition >= data.Examples.Count)
+            throw new SparkException($"{resumeState}: saved sample position {state.SamplePosition} is past the {data.Examples.Count} examples");
         state.Settings = options.Optimizer;
-        if (resumeState is null) state.RngState = options.Seed;
 
         int perStep = options.BatchSize * options.GradientAccumulation;
         long stepsPerEpoch = (data.Examples.Count + perStep - 1) / perStep;
@@ -101,6 +111,7 @@ public static class SftTrainer
         using var gradients = new ParameterArena(backend, layout);
         Directory.CreateDirectory(outputDirectory);
         string metricsPath = Path.Combine(outputDirectory, "metrics.jsonl");
+        TrimMetrics(metricsPath, state.Step); // a resumed run rewrites the steps after its checkpoint
 
         var clock = Stopwatch.StartNew();
         long stepsThisCall = 0;
@@ -141,8 +152,9 @@ public static class SftTrainer
                 {
                     float decay = WeightDecayPolicy.AppliesTo(entry.Name) ? (float)o.WeightDecay : 0f;
                     backend.AdamW(model.Parameters[entry.Name], gradients[entry.Name], state.FirstMoment[entry.Name], state.SecondMoment[entry.Name],
-                        new AdamWStep((float)lr, (float)o.Beta1, (float)o.Beta2, (float)o.Epsilon, decay, checked((int)(state.Step + 1)), clip));
+                        new AdamWStep((float)lr, (float)o.Beta1, (float)o.Beta2, (float)o.Epsilon, decay, checked((int)(state.OptimizerStep + 1)), clip));
                 }
+                state.OptimizerStep++;
             }
             else if (++nonFiniteInARow >= options.MaxNonFiniteSteps)
             {
@@ -165,7 +177,8 @@ public static class SftTrainer
             onStep?.Invoke(last);
 
             bool done = state.Epoch >= options.Epochs;
-            if (done || (options.SaveEvery > 0 && state.Step % options.SaveEvery == 0))
+            bool stopping = options.StopAfterSteps is { } limit && stepsThisCall >= limit;
+            if (done || stopping || (options.SaveEvery > 0 && state.Step % options.SaveEvery == 0))
                 SaveCheckpoint(model, state, Path.Combine(outputDirectory, done ? FinalCheckpoint : $"checkpoint-{state.Step}"), sourceDirectory);
         }
         return last;
@@ -181,6 +194,47 @@ public static class SftTrainer
     internal static void SaveCheckpoint(SparkModel model, TrainingState state, string directory, string? sourceDirectory)
     {
         model.Export(directory, new ExportOptions { SourceDirectory = sourceDirectory, WriteExtraFiles = state.Save });
+    }
+
+    /// <summary>Every example must fit the model: ids in the vocabulary, length within max_position_embeddings.</summary>
+    private static void ValidateAgainstModel(SftDataset data, ModelConfig config)
+    {
+        for (int i = 0; i < data.Examples.Count; i++)
+        {
+            var ids = data.Examples[i].Ids;
+            if (ids.Length > config.MaxPositions)
+                throw new SparkException($"example {i} has {ids.Length} tokens, more than the model's max_position_embeddings ({config.MaxPositions}); lower --max-length");
+            foreach (int id in ids)
+                if ((uint)id >= (uint)config.VocabSize)
+                    throw new SparkException($"example {i} holds token id {id}, outside the model's vocabulary [0, {config.VocabSize}); is the tokenizer the model's?");
+        }
+    }
+
+    /// <summary>What a resumed run must share with the saved one: batching, epochs, schedule, seed and the data itself.</summary>
+    private static string Fingerprint(SftDataset data, SftOptions o)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var e in data.Examples)
+        {
+            sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(e.Ids.AsSpan()));
+            sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(e.Learned.AsSpan()));
+            sha.AppendData(BitConverter.GetBytes(-1));
+        }
+        string digest = Convert.ToHexString(sha.GetHashAndReset())[..16].ToLowerInvariant();
+        return $"examples={data.Examples.Count} data={digest} batch={o.BatchSize} accum={o.GradientAccumulation} epochs={o.Epochs} " +
+               $"schedule={o.Schedule} warmup={o.WarmupSteps} seed={o.Seed}";
+    }
+
+    /// <summary>Drops metric lines of steps after <paramref name="step"/> (left by a run that went past its checkpoint).</summary>
+    private static void TrimMetrics(string path, long step)
+    {
+        if (!File.Exists(path)) return;
+        var keep = File.ReadAllLines(path).Where(line =>
+        {
+            try { return JsonDocument.Parse(line).RootElement.GetProperty("step").GetInt64() <= step; }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException) { return false; }
+        }).ToArray();
+        File.WriteAllLines(path, keep);
     }
 
     /// <summary>The example order of an epoch: a Fisher–Yates shuffle driven by the counter RNG of (seed, epoch).</summary>

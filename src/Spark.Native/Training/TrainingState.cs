@@ -48,6 +48,10 @@ internal sealed class TrainingState : IDisposable
     public long SamplePosition { get; set; }
     /// <summary>The sampler's RNG state.</summary>
     public ulong RngState { get; set; }
+    /// <summary>AdamW updates actually applied (steps skipped for non-finite gradients do not count): the bias-correction step.</summary>
+    public long OptimizerStep { get; set; }
+    /// <summary>What the run was started with (data and batching), compared on resume; null when unknown.</summary>
+    public string? RunFingerprint { get; set; }
     /// <summary>AdamW m, one view per parameter.</summary>
     public ParameterArena FirstMoment { get; }
     /// <summary>AdamW v, one view per parameter.</summary>
@@ -104,6 +108,7 @@ internal sealed class TrainingState : IDisposable
             var state = new TrainingState(backend, layout, scalars.Settings)
             {
                 Step = scalars.Step, Epoch = scalars.Epoch, SamplePosition = scalars.SamplePosition, RngState = scalars.RngState,
+                OptimizerStep = scalars.OptimizerStep, RunFingerprint = scalars.RunFingerprint,
             };
             try
             {
@@ -164,6 +169,8 @@ internal sealed class TrainingState : IDisposable
             w.WriteNumber("sample_position", SamplePosition);
             // a string: JSON readers that parse numbers as doubles would round a 64-bit state
             w.WriteString("rng_state", RngState.ToString(CultureInfo.InvariantCulture));
+            w.WriteNumber("optimizer_step", OptimizerStep);
+            if (RunFingerprint is not null) w.WriteString("run_fingerprint", RunFingerprint);
             w.WriteStartObject("optimizer");
             w.WriteNumber("learning_rate", Settings.LearningRate);
             w.WriteNumber("beta1", Settings.Beta1);
@@ -177,7 +184,8 @@ internal sealed class TrainingState : IDisposable
         return buffer.ToArray();
     }
 
-    private sealed record Scalars(long Step, int Epoch, long SamplePosition, ulong RngState, OptimizerSettings Settings);
+    private sealed record Scalars(long Step, int Epoch, long SamplePosition, ulong RngState, OptimizerSettings Settings,
+        long OptimizerStep, string? RunFingerprint);
 
     private static Scalars ReadJson(string path)
     {
@@ -219,7 +227,10 @@ internal sealed class TrainingState : IDisposable
             };
             try { settings.Validate(); }
             catch (SparkException e) { throw new SparkException($"{path}: {e.Message}", e); }
-            return new Scalars(Long(root, "step"), (int)epoch, Long(root, "sample_position"), rng, settings);
+            long step = Long(root, "step");
+            long optimizerStep = root.TryGetProperty("optimizer_step", out _) ? Long(root, "optimizer_step") : step;
+            string? fingerprint = root.TryGetProperty("run_fingerprint", out var fp) && fp.ValueKind == JsonValueKind.String ? fp.GetString() : null;
+            return new Scalars(step, (int)epoch, Long(root, "sample_position"), rng, settings, optimizerStep, fingerprint);
         }
     }
 

@@ -77,12 +77,26 @@ public class SftTrainerTests
         using (var model = SparkModel.Load(ckpt.Directory))
             SftTrainer.Train(model, data, options, straight, ckpt.Directory, onStep: p => a.Add(p.Loss));
 
+        // stop after 7 steps (checkpoint-5 from --save-every, checkpoint-7 from the stop), then resume from step 5:
+        // the two steps past it are recomputed and their metric lines replaced
         var b = new List<double>();
         using (var model = SparkModel.Load(ckpt.Directory))
-            SftTrainer.Train(model, data, options with { StopAfterSteps = 5 }, interrupted, ckpt.Directory, onStep: p => b.Add(p.Loss));
+            SftTrainer.Train(model, data, options with { StopAfterSteps = 7 }, interrupted, ckpt.Directory, onStep: p => b.Add(p.Loss));
+        Assert.True(Directory.Exists(Path.Combine(interrupted, "checkpoint-7")));
         string resumeFrom = Path.Combine(interrupted, "checkpoint-5");
+        b.RemoveRange(5, 2);
         using (var model = SparkModel.Load(resumeFrom))
             SftTrainer.Train(model, data, options, interrupted, ckpt.Directory, resumeFrom, onStep: p => b.Add(p.Loss));
+        var steps = File.ReadAllLines(Path.Combine(interrupted, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64());
+        Assert.Equal(Enumerable.Range(1, 12).Select(i => (long)i), steps);
+
+        // a resume with other batching is refused rather than silently diverging
+        using (var model = SparkModel.Load(resumeFrom))
+        {
+            var e = Assert.Throws<SparkException>(() => SftTrainer.Train(model, data, options with { BatchSize = 3 }, interrupted, ckpt.Directory, resumeFrom));
+            Assert.Contains("batch=2", e.Message);
+            Assert.Contains("batch=3", e.Message);
+        }
 
         Assert.Equal(12, a.Count);
         Assert.Equal(a, b); // exact doubles

@@ -232,7 +232,11 @@ internal sealed partial class CpuBackend
         lossValues.CopyTo(loss);
     }
 
-    public void Fill(Tensor tensor, float value) => Data(tensor).Fill(value);
+    public void Fill(Tensor tensor, float value)
+    {
+        var m = tensor.Memory; long o = tensor.Offset;
+        ParallelChunks(tensor.Length, (start, len) => Span(m, o + start, len).Fill(value)); // chunks: arenas pass 2^31 elements
+    }
 
     public double SumOfSquares(Tensor x)
     {
