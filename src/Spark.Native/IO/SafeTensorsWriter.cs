@@ -52,6 +52,7 @@ public static class SafeTensorsWriter
                 stream.Flush(flushToDisk: true);
             }
             File.Move(temp, path, overwrite: true);
+            Interop.FileSystem.SyncParentDirectory(path);
         }
         catch
         {

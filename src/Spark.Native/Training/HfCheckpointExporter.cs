@@ -244,7 +244,7 @@ internal static class HfCheckpointExporter
             old = $"{target}.old-{Path.GetRandomFileName()}";
             Directory.Move(target, old);
         }
-        try { Directory.Move(temp, target); }
+        try { Directory.Move(temp, target); Interop.FileSystem.SyncParentDirectory(target); }
         catch
         {
             if (old is not null) Directory.Move(old, target);

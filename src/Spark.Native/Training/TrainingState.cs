@@ -246,6 +246,7 @@ internal sealed class TrainingState : IDisposable
                 stream.Flush(flushToDisk: true);
             }
             File.Move(temp, path, overwrite: true);
+            Interop.FileSystem.SyncParentDirectory(path);
         }
         catch
         {
