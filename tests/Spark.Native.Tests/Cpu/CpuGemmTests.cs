@@ -123,6 +123,27 @@ public class CpuGemmTests
         Assert.Equal(single, multi);
     }
 
+    [Theory]
+    [InlineData(3, 1025)]
+    [InlineData(2, 1299)]
+    [InlineData(7, 4099)]
+    public void FewRowsGiveTheSameResultWhateverTheThreadCount(int m, int n)
+    {
+        // the few-row path splits columns into per-thread chunks; a chunk narrower than its 4-column blocks must
+        // still sum each element as the other chunks do
+        const int k = 300;
+        var rng = new Random(11);
+        float[] a = RandomArray(rng, m * k), b = RandomArray(rng, n * k);
+        float[] one = new float[m * n];
+        CpuGemm.MatMul(one, a, b, [], m, n, k, Transpose.No, Transpose.Yes, GemmAccumulate.Overwrite, CpuGemmKernel.Auto, maxThreads: 1);
+        foreach (int threads in new[] { 2, 3, 5 })
+        {
+            float[] many = new float[m * n];
+            CpuGemm.MatMul(many, a, b, [], m, n, k, Transpose.No, Transpose.Yes, GemmAccumulate.Overwrite, CpuGemmKernel.Auto, threads);
+            Assert.Equal(one, many);
+        }
+    }
+
     [Fact]
     public void DoesNotWriteOutsideC()
     {

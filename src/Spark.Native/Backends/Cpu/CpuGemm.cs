@@ -270,10 +270,12 @@ internal static unsafe partial class CpuGemm
         {
             int j0 = index * _chunk, j1 = Math.Min(_n, j0 + _chunk), m = _m, n = _n, k = _k;
             bool add = _accumulate == GemmAccumulate.AddToOutput;
-            if (_dotForm && m > 1 && Vector512.IsHardwareAccelerated && j1 - j0 >= 4)
+            if (_dotForm && m > 1 && Vector512.IsHardwareAccelerated && n >= 4)
             {
                 // Blocks of 4 rows of A × 4 rows of B; the last block of each direction overlaps the one before
-                // it and stores only what that one did not. (For one row, TensorPrimitives.Dot measured faster.)
+                // it (for a chunk narrower than 4, reaching into the previous chunk's columns, which it only reads)
+                // and stores only what that one did not, so every element is summed the same way whatever the
+                // chunking. (For one row, TensorPrimitives.Dot measured faster.)
                 float* sums = stackalloc float[16];
                 for (int j = j0; j < j1; j += 4)
                 {
