@@ -26,6 +26,12 @@ internal interface IBackend : IDisposable
 
     bool Supports(OpKind op);
 
+    /// <summary>
+    /// Element type the backend stores activations in (F32 on the CPU, BF16 on CUDA). Callers allocate activation
+    /// tensors with it; ops check it at the top.
+    /// </summary>
+    DType ActivationDType { get; }
+
     /// <summary>A zero-filled tensor of the given shape.</summary>
     Tensor Allocate(DType dtype, params int[] shape);
 

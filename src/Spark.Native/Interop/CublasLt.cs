@@ -87,6 +87,10 @@ internal enum CublasLtMatmulPreferenceAttribute
 {
     SearchMode = 0,        // CUBLASLT_MATMUL_PREF_SEARCH_MODE, uint32
     MaxWorkspaceBytes = 1, // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64
+    MinAlignmentABytes = 5, // CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, uint32 (default 256)
+    MinAlignmentBBytes = 6, // CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, uint32
+    MinAlignmentCBytes = 7, // CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, uint32
+    MinAlignmentDBytes = 8, // CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, uint32
 }
 
 /// <summary>cublasLtMatmulAlgo_t: an opaque 8 × uint64 (64 bytes) structure.</summary>
@@ -204,6 +208,9 @@ internal static unsafe partial class CublasLt
         Check(cublasLtMatmulPreferenceSetAttribute(h, CublasLtMatmulPreferenceAttribute.MaxWorkspaceBytes, &maxWorkspaceBytes, sizeof(ulong)));
         return handle;
     }
+
+    public static void SetAttribute<T>(CublasLtMatmulPreferenceHandle preference, CublasLtMatmulPreferenceAttribute attribute, T value) where T : unmanaged =>
+        Check(cublasLtMatmulPreferenceSetAttribute(preference.DangerousGetHandle(), attribute, &value, (nuint)sizeof(T)));
 }
 
 internal sealed class CublasLtHandle : SafeHandle

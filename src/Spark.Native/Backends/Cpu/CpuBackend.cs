@@ -19,6 +19,8 @@ internal sealed partial class CpuBackend : IBackend
 
     public bool Supports(OpKind op) => true; // the reference implements the whole op set
 
+    public DType ActivationDType => DType.F32;
+
     public Tensor Allocate(DType dtype, params int[] shape)
     {
         if (dtype != DType.F32) throw new NotSupportedException($"the CPU backend computes in F32; {dtype} tensors are converted when loaded");

@@ -1,0 +1,571 @@
+using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.InteropServices;
+using Spark.Native.Generation;
+using Spark.Native.Interop;
+using Spark.Native.IO;
+using Spark.Native.Tensors;
+using Tensor = Spark.Native.Tensors.Tensor;
+
+namespace Spark.Native.Backends.Cuda;
+
+// Dimension legend: T rows (tokens), H hidden, I intermediate, V vocabulary, S cached positions,
+// NH query heads, NKV key/value heads, HD head dim. Activations and weights BF16, RoPE inverse frequencies F32,
+// arithmetic fp32 inside every kernel and in cuBLASLt (CUBLAS_COMPUTE_32F).
+
+/// <summary>
+/// The first GPU backend: one device, the legacy default stream (every launch and copy is ordered after the previous
+/// one, and the synchronous copies wait for the kernels before them), kernels from <c>kernels/*.cu</c> compiled by
+/// NVRTC for the device's arch and loaded once, matmuls through cuBLASLt. Forward ops only: the training ops throw
+/// <see cref="NotSupportedException"/> and <see cref="Supports"/> says false for them. Not thread-safe (one caller at
+/// a time, like the model that drives it). Written without a GPU: <c>CudaBackendOpsTests</c> checks it against the
+/// CPU reference on a machine that has one.
+/// </summary>
+internal sealed unsafe class CudaBackend : IBackend
+{
+    private const uint Block = 256;
+    private const long WorkspaceBytes = 32L << 20;
+    private const int DefaultDynamicSharedMemory = 48 << 10;
+
+    /// <summary>The kernel files this backend loads, and the entry points it takes from them.</summary>
+    private static readonly (string File, string[] Functions)[] KernelFiles =
+    [
+        ("embedding.cu", ["embedding_forward"]),
+        ("rmsnorm.cu", ["rmsnorm_forward"]),
+        ("rope.cu", ["rope_forward"]),
+        ("attention.cu", ["attention_forward_rows"]),
+        ("swiglu.cu", ["swiglu_forward"]),
+        ("elementwise.cu", ["add_bf16"]),
+        ("softmax.cu", ["softmax_forward", "log_softmax_forward"]),
+    ];
+
+    private readonly CudaDevice _device;
+    private readonly List<CudaModuleHandle> _modules = [];
+    private readonly Dictionary<string, CudaFunction> _functions = new(StringComparer.Ordinal);
+    private readonly CublasLtHandle _cublas;
+    private readonly CudaMemoryHandle _workspace;
+    private readonly Dictionary<MatMulKey, MatMulPlan> _plans = [];
+    private CudaMemoryHandle? _intScratch;
+    private long _intScratchCount;
+    private int _attentionSharedLimit = DefaultDynamicSharedMemory;
+    private bool _disposed;
+
+    private CudaBackend(CudaDevice device, KernelCompiler compiler)
+    {
+        _device = device;
+        try
+        {
+            foreach (var (file, functions) in KernelFiles)
+            {
+                var compiled = compiler.Compile(file, device.ComputeCapability);
+                var module = device.LoadModule(compiled.Cubin);
+                _modules.Add(module);
+                foreach (string f in functions) _functions[f] = device.GetFunction(module, f);
+            }
+            device.MakeCurrent();
+            _cublas = CublasLt.Create();
+            _workspace = device.Allocate(WorkspaceBytes);
+        }
+        catch
+        {
+            DisposeResources();
+            throw;
+        }
+    }
+
+    public string Name => "cuda";
+
+    public DType ActivationDType => DType.BF16;
+
+    /// <summary>The GPU this backend runs on.</summary>
+    public CudaDevice Device => _device;
+
+    /// <summary>
+    /// Opens device 0 with its kernels and cuBLASLt. False, with the reason, when this machine cannot run it: no CUDA
+    /// driver (libcuda.so.1), no device, no NVRTC or no cuBLASLt. Other failures (a kernel that does not compile, a
+    /// driver error on a present device) throw: they are bugs to see, not a missing GPU.
+    /// </summary>
+    public static bool TryCreate([NotNullWhen(true)] out CudaBackend? backend, out string reason)
+    {
+        backend = null;
+        if (!NativeLibraries.IsAvailable(NativeLibraries.Cuda))
+        {
+            reason = $"no CUDA driver: {string.Join(", ", NativeLibraries.CandidatesOf(NativeLibraries.Cuda))} not found (this machine has no NVIDIA GPU)";
+            return false;
+        }
+        int count;
+        try { count = CudaDevice.Count(); }
+        catch (CudaException e)
+        {
+            reason = $"CUDA driver present but unusable: {e.Message}";
+            return false;
+        }
+        if (count == 0)
+        {
+            reason = "CUDA driver present but reports no device";
+            return false;
+        }
+        if (!KernelCompiler.IsNvrtcAvailable)
+        {
+            reason = $"NVRTC not found (tried {string.Join(", ", NativeLibraries.CandidatesOf(NativeLibraries.Nvrtc))}); the CUDA backend compiles its kernels at run time";
+            return false;
+        }
+        if (!NativeLibraries.IsAvailable(NativeLibraries.CublasLt))
+        {
+            reason = $"cuBLASLt not found (tried {string.Join(", ", NativeLibraries.CandidatesOf(NativeLibraries.CublasLt))}); the CUDA backend's matmuls need it";
+            return false;
+        }
+        var device = CudaDevice.Open(0);
+        try
+        {
+            backend = new CudaBackend(device, new KernelCompiler());
+        }
+        catch
+        {
+            device.Dispose();
+            throw;
+        }
+        reason = "";
+        return true;
+    }
+
+    public bool Supports(OpKind op) => op switch
+    {
+        OpKind.Embedding or OpKind.RmsNorm or OpKind.MatMul or OpKind.Rope or OpKind.Attention or OpKind.SwiGlu
+            or OpKind.Add or OpKind.Softmax or OpKind.LogSoftmax or OpKind.Copy or OpKind.Sample => true,
+        _ => false, // training ops come with the backward kernels
+    };
+
+    // ---- memory
+
+    public Tensor Allocate(DType dtype, params int[] shape)
+    {
+        if (dtype is not (DType.F32 or DType.BF16))
+            throw new NotSupportedException($"the CUDA backend stores F32 and BF16 tensors; {dtype} is converted when loaded");
+        return new Tensor(this, new CudaMemory(_device, dtype, Math.Max(1, Tensor.ShapeLength(shape))), 0, (int[])shape.Clone(), ownsMemory: true);
+    }
+
+    /// <summary>Converts to the tensor's element type on the host (BF16: round to nearest even), then copies.</summary>
+    public void Upload(Tensor destination, ReadOnlySpan<float> source)
+    {
+        Check.Length(destination, source.Length, nameof(source));
+        var memory = Memory(destination, nameof(Upload), nameof(destination));
+        if (source.Length == 0) return;
+        ulong pointer = memory.Pointer(destination.Offset);
+        _device.MakeCurrent();
+        if (destination.DType == DType.F32)
+        {
+            fixed (float* p = source) CudaDriver.Check(CudaDriver.cuMemcpyHtoD_v2(pointer, p, (nuint)((long)source.Length * sizeof(float))));
+            return;
+        }
+        byte[] staging = ArrayPool<byte>.Shared.Rent(source.Length * 2);
+        try
+        {
+            var bytes = staging.AsSpan(0, source.Length * 2);
+            NumericConversions.FromF32(DType.BF16, source, bytes);
+            fixed (byte* p = bytes) CudaDriver.Check(CudaDriver.cuMemcpyHtoD_v2(pointer, p, (nuint)bytes.Length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(staging);
+        }
+    }
+
+    /// <summary>Copies to the host (waiting for the kernels before it), then converts to float.</summary>
+    public void Download(Span<float> destination, Tensor source)
+    {
+        Check.Length(source, destination.Length, nameof(destination));
+        var memory = Memory(source, nameof(Download), nameof(source));
+        if (destination.Length == 0) return;
+        ulong pointer = memory.Pointer(source.Offset);
+        _device.MakeCurrent();
+        if (source.DType == DType.F32)
+        {
+            fixed (float* p = destination) CudaDriver.Check(CudaDriver.cuMemcpyDtoH_v2(p, pointer, (nuint)((long)destination.Length * sizeof(float))));
+            return;
+        }
+        byte[] staging = ArrayPool<byte>.Shared.Rent(destination.Length * 2);
+        try
+        {
+            var bytes = staging.AsSpan(0, destination.Length * 2);
+            fixed (byte* p = bytes) CudaDriver.Check(CudaDriver.cuMemcpyDtoH_v2(p, pointer, (nuint)bytes.Length));
+            NumericConversions.BF16ToF32(bytes, destination);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(staging);
+        }
+    }
+
+    // ---- forward ops
+
+    public void Embedding(Tensor output, Tensor table, ReadOnlySpan<int> ids)
+    {
+        ulong o = Activation(output, nameof(Embedding), nameof(output));
+        ulong w = Activation(table, nameof(Embedding), nameof(table));
+        Check.Rank(table, 2, nameof(table));
+        int v = table.Shape[0], h = table.Shape[1];
+        Check.Shape(output, nameof(output), ids.Length, h);
+        for (int t = 0; t < ids.Length; t++)
+        {
+            int id = ids[t];
+            if ((uint)id >= (uint)v) throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} at position {t} is outside the vocabulary [0, {v})");
+        }
+        if (ids.Length == 0 || h == 0) return;
+        ulong idsPointer = UploadInts(ids);
+        Launch("embedding_forward", ((uint)ids.Length, 1, 1), Block, 0, (IntPtr)(&o), (IntPtr)(&w), (IntPtr)(&idsPointer), (IntPtr)(&h));
+    }
+
+    public void RmsNorm(Tensor output, Tensor input, Tensor weight, float eps)
+    {
+        ulong o = Activation(output, nameof(RmsNorm), nameof(output));
+        ulong x = Activation(input, nameof(RmsNorm), nameof(input));
+        ulong w = Activation(weight, nameof(RmsNorm), nameof(weight));
+        Check.Rank(input, 2, nameof(input));
+        int rows = input.Shape[0], h = input.Shape[1];
+        Check.SameShape(input, output, nameof(output));
+        Check.Shape(weight, nameof(weight), h);
+        if (rows == 0 || h == 0) return;
+        // rmsnorm_forward fuses a residual add: with delta null it only reads `residual` (the input), and rstd null
+        // skips saving the statistics (inference)
+        ulong rstd = 0, delta = 0;
+        Launch("rmsnorm_forward", ((uint)rows, 1, 1), Block, 0,
+            (IntPtr)(&o), (IntPtr)(&rstd), (IntPtr)(&x), (IntPtr)(&delta), (IntPtr)(&w), (IntPtr)(&h), (IntPtr)(&eps));
+    }
+
+    public void MatMul(Tensor output, Tensor input, Tensor weight, Tensor? bias)
+    {
+        ulong y = Activation(output, nameof(MatMul), nameof(output));
+        ulong x = Activation(input, nameof(MatMul), nameof(input));
+        ulong w = Activation(weight, nameof(MatMul), nameof(weight));
+        ulong b = bias is null ? 0 : Activation(bias, nameof(MatMul), nameof(bias));
+        Check.Rank(input, 2, nameof(input));
+        Check.Rank(weight, 2, nameof(weight));
+        int m = input.Shape[0], k = input.Shape[1], n = weight.Shape[0];
+        Check.Shape(weight, nameof(weight), n, k);
+        Check.Shape(output, nameof(output), m, n);
+        if (bias is not null) Check.Shape(bias, nameof(bias), n);
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            // cuBLASLt rejects k = 0; the product is empty, so y = bias (or 0)
+            throw new NotSupportedException("MatMul: the CUDA backend does not multiply with an inner dimension of 0");
+        }
+
+        // Row-major y[T, N] = x[T, K] · W[N, K]ᵀ is column-major yᵀ[N, T] = W · xᵀ: a column-major view of row-major
+        // W [N, K] is [K, N] (ld K), transposed gives [N, K]; of x [T, K] is [K, T] (ld K), as is; of y is [N, T] (ld N).
+        // So A = W with transa = T, B = x with transb = N, m = N, n = T, k = K; the bias epilogue adds bias[row of D],
+        // i.e. bias[N], to every column of D (every token).
+        var key = new MatMulKey(m, n, k, bias is not null,
+            Alignment(w, (long)k * 2), Alignment(x, (long)k * 2), Alignment(y, (long)n * 2), bias is null ? 16 : Alignment(b, 16));
+        var plan = Plan(key);
+        _device.MakeCurrent();
+        if (bias is not null) CublasLt.SetAttribute(plan.Desc, CublasLtMatmulDescAttribute.BiasPointer, b);
+        float alpha = 1f, beta = 0f;
+        var algo = plan.Algo;
+        CublasLt.Check(CublasLt.cublasLtMatmul(_cublas.DangerousGetHandle(), plan.Desc.DangerousGetHandle(), &alpha,
+            w, plan.A.DangerousGetHandle(), x, plan.B.DangerousGetHandle(), &beta,
+            y, plan.C.DangerousGetHandle(), y, plan.C.DangerousGetHandle(), &algo, _workspace.Pointer, (nuint)plan.WorkspaceBytes, IntPtr.Zero));
+    }
+
+    public void Rope(Tensor x, ReadOnlySpan<int> positions, Tensor inverseFrequencies, int headDim)
+    {
+        ulong data = Activation(x, nameof(Rope), nameof(x));
+        ulong inv = Pointer(inverseFrequencies, DType.F32, nameof(Rope), nameof(inverseFrequencies), "expects F32 inverse frequencies");
+        Check.Rank(x, 2, nameof(x));
+        int rows = x.Shape[0], width = x.Shape[1], half = headDim / 2;
+        if (headDim <= 0 || headDim % 2 != 0 || width % headDim != 0)
+            throw new ArgumentException($"Rope: width {width} is not a whole number of heads of even size {headDim}");
+        Check.Shape(inverseFrequencies, nameof(inverseFrequencies), half);
+        if (positions.Length != rows) throw new ArgumentException($"Rope: {positions.Length} positions for {rows} rows");
+        if (half > 1024) throw new NotSupportedException($"Rope: head dim {headDim} is over the kernel's 2048 (one thread per pair)");
+        int heads = width / headDim;
+        if (rows == 0 || heads == 0) return;
+        ulong pos = UploadInts(positions);
+        Launch("rope_forward", ((uint)rows, (uint)heads, 1), (uint)half, 0,
+            (IntPtr)(&data), (IntPtr)(&pos), (IntPtr)(&inv), (IntPtr)(&heads), (IntPtr)(&headDim));
+    }
+
+    public void Attention(Tensor output, Tensor query, Tensor keys, Tensor values, int startPosition, AttentionHeads heads)
+    {
+        ulong o = Activation(output, nameof(Attention), nameof(output));
+        ulong q = Activation(query, nameof(Attention), nameof(query));
+        ulong k = Activation(keys, nameof(Attention), nameof(keys));
+        ulong v = Activation(values, nameof(Attention), nameof(values));
+        Check.Rank(query, 2, nameof(query));
+        int rows = query.Shape[0];
+        if (heads.KeyValueHeads <= 0 || heads.QueryHeads % heads.KeyValueHeads != 0)
+            throw new ArgumentException($"Attention: {heads.QueryHeads} query heads are not a multiple of {heads.KeyValueHeads} key/value heads");
+        Check.Shape(query, nameof(query), rows, heads.QueryWidth);
+        Check.Shape(output, nameof(output), rows, heads.QueryWidth);
+        int positions = startPosition + rows;
+        if (startPosition < 0 || keys.Rank != 2 || keys.Shape[0] < positions || keys.Shape[1] != heads.KeyValueWidth)
+            throw new ArgumentException($"Attention: keys have shape {Tensor.ShapeString(keys.Shape)}, expected at least [{positions}, {heads.KeyValueWidth}]");
+        Check.Shape(values, nameof(values), keys.Shape);
+        if (rows == 0 || heads.QueryHeads == 0) return;
+
+        // attention_forward_rows keeps the scores of the longest row (start + T keys) in dynamic shared memory
+        long shared = (long)positions * sizeof(float);
+        var function = Function("attention_forward_rows");
+        if (shared > _attentionSharedLimit)
+        {
+            // the kernel also has 32 floats of static scratch
+            long available = _device.MaxSharedMemoryPerBlockOptin - 32 * sizeof(float);
+            if (shared > available)
+                throw new NotSupportedException($"Attention: {positions} positions need {shared} bytes of shared memory for the scores; " +
+                    $"this GPU allows {available} per block (the flash-style kernel that lifts the limit comes later)");
+            _device.MakeCurrent();
+            CudaDevice.SetMaxDynamicSharedMemory(function, (int)available);
+            _attentionSharedLimit = (int)available;
+        }
+        int start = startPosition, nh = heads.QueryHeads, nkv = heads.KeyValueHeads, hd = heads.HeadDim;
+        _device.Launch(function, ((uint)rows, (uint)nh, 1), (128, 1, 1), (uint)shared, null,
+            [(IntPtr)(&o), (IntPtr)(&q), (IntPtr)(&k), (IntPtr)(&v), (IntPtr)(&start), (IntPtr)(&nh), (IntPtr)(&nkv), (IntPtr)(&hd)]);
+    }
+
+    public void SwiGlu(Tensor output, Tensor gate, Tensor up)
+    {
+        ulong o = Activation(output, nameof(SwiGlu), nameof(output));
+        ulong g = Activation(gate, nameof(SwiGlu), nameof(gate));
+        ulong u = Activation(up, nameof(SwiGlu), nameof(up));
+        Check.SameShape(gate, up, nameof(up));
+        Check.SameShape(gate, output, nameof(output));
+        long n = output.Length;
+        if (n == 0) return;
+        Launch("swiglu_forward", (GridStride(n), 1, 1), Block, 0, (IntPtr)(&o), (IntPtr)(&g), (IntPtr)(&u), (IntPtr)(&n));
+    }
+
+    public void Add(Tensor output, Tensor a, Tensor b)
+    {
+        ulong o = Activation(output, nameof(Add), nameof(output));
+        ulong pa = Activation(a, nameof(Add), nameof(a));
+        ulong pb = Activation(b, nameof(Add), nameof(b));
+        Check.SameShape(a, b, nameof(b));
+        Check.SameShape(a, output, nameof(output));
+        long n = output.Length;
+        if (n == 0) return;
+        Launch("add_bf16", (GridStride(n), 1, 1), Block, 0, (IntPtr)(&o), (IntPtr)(&pa), (IntPtr)(&pb), (IntPtr)(&n));
+    }
+
+    public void Softmax(Tensor output, Tensor input) => RowSoftmax(nameof(Softmax), "softmax_forward", output, input);
+
+    public void LogSoftmax(Tensor output, Tensor input) => RowSoftmax(nameof(LogSoftmax), "log_softmax_forward", output, input);
+
+    private void RowSoftmax(string op, string kernel, Tensor output, Tensor input)
+    {
+        ulong o = Activation(output, op, nameof(output));
+        ulong x = Activation(input, op, nameof(input));
+        Check.Rank(input, 2, nameof(input));
+        Check.SameShape(input, output, nameof(output));
+        int rows = input.Shape[0], cols = input.Shape[1];
+        if (rows == 0 || cols == 0) return;
+        Launch(kernel, ((uint)rows, 1, 1), Block, 0, (IntPtr)(&o), (IntPtr)(&x), (IntPtr)(&cols));
+    }
+
+    public void Copy(Tensor destination, Tensor source)
+    {
+        var d = Memory(destination, nameof(Copy), nameof(destination));
+        var s = Memory(source, nameof(Copy), nameof(source));
+        Check.Length(destination, source.Length, nameof(source));
+        if (destination.DType != source.DType)
+            throw new ArgumentException($"Copy: destination is {destination.DType} and source {source.DType}; the CUDA backend copies without converting", nameof(source));
+        if (source.Length == 0) return;
+        _device.MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuMemcpyDtoD_v2(d.Pointer(destination.Offset), s.Pointer(source.Offset), (nuint)(source.Length * s.ElementSize)));
+    }
+
+    /// <summary>
+    /// Downloads the logits as float and draws each row with the CPU <see cref="SamplingRule"/>, so the tokens are
+    /// exactly the CPU backend's for the same stored logits. A GPU sampling kernel (no logits download) comes later.
+    /// </summary>
+    public void Sample(Span<int> tokens, Tensor logits, ReadOnlySpan<SamplingRow> rows)
+    {
+        Activation(logits, nameof(Sample), nameof(logits));
+        Check.Rank(logits, 2, nameof(logits));
+        int r = logits.Shape[0], v = logits.Shape[1];
+        if (tokens.Length != r || rows.Length != r)
+            throw new ArgumentException($"Sample: {r} logit rows, {tokens.Length} token slots and {rows.Length} sampling rows");
+        var host = new float[logits.Length];
+        Download(host, logits);
+        float[] probs = ArrayPool<float>.Shared.Rent(Math.Max(1, v));
+        int[] order = ArrayPool<int>.Shared.Rent(Math.Max(1, v));
+        try
+        {
+            for (int i = 0; i < r; i++)
+                tokens[i] = SamplingRule.Sample(host.AsSpan(i * v, v), rows[i], probs.AsSpan(0, v), order.AsSpan(0, v));
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(probs);
+            ArrayPool<int>.Shared.Return(order);
+        }
+    }
+
+    // ---- training: not on this backend yet
+
+    public void EmbeddingBackward(Tensor tableGrad, Tensor outputGrad, ReadOnlySpan<int> ids) => throw Training(nameof(EmbeddingBackward));
+
+    public void RmsNormBackward(Tensor inputGrad, Tensor weightGrad, Tensor outputGrad, Tensor input, Tensor weight, float eps) =>
+        throw Training(nameof(RmsNormBackward));
+
+    public void MatMulBackward(Tensor? inputGrad, Tensor weightGrad, Tensor? biasGrad, Tensor outputGrad, Tensor input, Tensor weight) =>
+        throw Training(nameof(MatMulBackward));
+
+    public void RopeBackward(Tensor xGrad, ReadOnlySpan<int> positions, Tensor inverseFrequencies, int headDim) => throw Training(nameof(RopeBackward));
+
+    public void AttentionBackward(Tensor queryGrad, Tensor keysGrad, Tensor valuesGrad, Tensor outputGrad,
+        Tensor query, Tensor keys, Tensor values, int startPosition, AttentionHeads heads) => throw Training(nameof(AttentionBackward));
+
+    public void SwiGluBackward(Tensor gateGrad, Tensor upGrad, Tensor outputGrad, Tensor gate, Tensor up) => throw Training(nameof(SwiGluBackward));
+
+    public void CrossEntropy(Tensor losses, Tensor logitsGrad, Tensor logits, ReadOnlySpan<int> targets, float gradScale) =>
+        throw Training(nameof(CrossEntropy));
+
+    public void Fill(Tensor tensor, float value) => throw Training(nameof(Fill));
+
+    public double SumOfSquares(Tensor x) => throw Training(nameof(SumOfSquares));
+
+    public void AdamW(Tensor parameters, Tensor gradients, Tensor firstMoment, Tensor secondMoment, AdamWStep step) => throw Training(nameof(AdamW));
+
+    private static NotSupportedException Training(string op) =>
+        new($"{op}: the CUDA backend does not implement training ops yet (Supports(OpKind.{op}) is false); train on the CPU backend");
+
+    // ---- helpers
+
+    private CudaMemory Memory(Tensor t, string op, string operand)
+    {
+        if (t.Memory is not CudaMemory memory || !ReferenceEquals(t.Backend, this))
+            throw new ArgumentException($"{op}: {operand} {t} does not live on this CUDA backend", operand);
+        return memory;
+    }
+
+    /// <summary>The device address of an activation or weight tensor, checking it is BF16 on this backend.</summary>
+    private ulong Activation(Tensor t, string op, string operand) =>
+        Pointer(t, DType.BF16, op, operand, "expects BF16 activations");
+
+    private ulong Pointer(Tensor t, DType expected, string op, string operand, string what)
+    {
+        var memory = Memory(t, op, operand);
+        if (t.DType != expected)
+            throw new ArgumentException($"{op}: {operand} is {t.DType}, the CUDA backend {what}", operand);
+        return memory.Pointer(t.Offset);
+    }
+
+    private CudaFunction Function(string name) => _functions[name];
+
+    private void Launch(string kernel, (uint X, uint Y, uint Z) grid, uint block, uint shared, params ReadOnlySpan<IntPtr> arguments) =>
+        _device.Launch(Function(kernel), grid, (block, 1, 1), shared, null, arguments);
+
+    /// <summary>Blocks of a grid-stride loop over n elements: enough to fill the GPU, at most 65535.</summary>
+    private static uint GridStride(long n) => (uint)Math.Clamp((n + Block - 1) / Block, 1, 65535);
+
+    /// <summary>
+    /// Copies ids or positions to a device buffer reused across calls. Safe without waiting: the copy is synchronous
+    /// on the legacy default stream, so it runs after the kernels that read the previous contents.
+    /// </summary>
+    private ulong UploadInts(ReadOnlySpan<int> values)
+    {
+        if (_intScratch is null || _intScratchCount < values.Length)
+        {
+            _intScratch?.Dispose();
+            _intScratchCount = Math.Max(values.Length, Math.Max(1024, _intScratchCount * 2));
+            _intScratch = _device.Allocate(_intScratchCount * sizeof(int));
+        }
+        _device.CopyToDevice(_intScratch, values);
+        return _intScratch.Pointer;
+    }
+
+    /// <summary>Largest power of two ≤ 16 dividing both the address and the row stride in bytes (cuBLASLt's minimum alignment).</summary>
+    private static uint Alignment(ulong pointer, long strideBytes)
+    {
+        uint a = 16;
+        while (a > 1 && (pointer % a != 0 || strideBytes % a != 0)) a >>= 1;
+        return a;
+    }
+
+    private readonly record struct MatMulKey(int M, int N, int K, bool Bias, uint AlignW, uint AlignX, uint AlignY, uint AlignBias);
+
+    private sealed class MatMulPlan : IDisposable
+    {
+        public required CublasLtMatmulDescHandle Desc { get; init; }
+        public required CublasLtMatrixLayoutHandle A { get; init; }
+        public required CublasLtMatrixLayoutHandle B { get; init; }
+        public required CublasLtMatrixLayoutHandle C { get; init; }
+        public required CublasLtMatmulAlgo Algo { get; init; }
+        public required long WorkspaceBytes { get; init; }
+
+        public void Dispose()
+        {
+            Desc.Dispose();
+            A.Dispose();
+            B.Dispose();
+            C.Dispose();
+        }
+    }
+
+    /// <summary>Descriptors, layouts and the heuristic's first algorithm for one shape, built once and cached.</summary>
+    private MatMulPlan Plan(MatMulKey key)
+    {
+        if (_plans.TryGetValue(key, out var cached)) return cached;
+        _device.MakeCurrent();
+        var desc = CublasLt.CreateMatmulDesc(CublasComputeType.Compute32F, CudaDataType.R32F);
+        CublasLtMatrixLayoutHandle? a = null, b = null, c = null;
+        try
+        {
+            CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.TransA, (int)CublasOperation.Transpose);
+            CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.TransB, (int)CublasOperation.None);
+            if (key.Bias)
+            {
+                CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.Epilogue, (uint)CublasLtEpilogue.Bias);
+                CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.BiasDataType, (int)CudaDataType.R16BF);
+            }
+            a = CublasLt.CreateLayout(CudaDataType.R16BF, key.K, key.N, key.K); // W: column-major [K, N]
+            b = CublasLt.CreateLayout(CudaDataType.R16BF, key.K, key.M, key.K); // x: column-major [K, T]
+            c = CublasLt.CreateLayout(CudaDataType.R16BF, key.N, key.M, key.N); // y: column-major [N, T]
+            using var preference = CublasLt.CreatePreference(WorkspaceBytes);
+            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentABytes, key.AlignW);
+            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentBBytes, key.AlignX);
+            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentCBytes, key.AlignY);
+            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentDBytes, key.AlignY);
+            CublasLtMatmulHeuristicResult result;
+            int returned = 0;
+            CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(_cublas.DangerousGetHandle(), desc.DangerousGetHandle(),
+                a.DangerousGetHandle(), b.DangerousGetHandle(), c.DangerousGetHandle(), c.DangerousGetHandle(),
+                preference.DangerousGetHandle(), 1, &result, &returned));
+            if (returned == 0)
+                throw new NotSupportedException($"MatMul: cuBLASLt has no algorithm for [{key.M}, {key.K}] · [{key.N}, {key.K}]ᵀ in bf16 " +
+                    $"(alignments {key.AlignX}/{key.AlignW}/{key.AlignY} bytes, bias {key.Bias})");
+            var plan = new MatMulPlan { Desc = desc, A = a, B = b, C = c, Algo = result.Algo, WorkspaceBytes = (long)result.WorkspaceSize };
+            _plans.Add(key, plan);
+            return plan;
+        }
+        catch
+        {
+            desc.Dispose();
+            a?.Dispose();
+            b?.Dispose();
+            c?.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        DisposeResources();
+    }
+
+    private void DisposeResources()
+    {
+        foreach (var plan in _plans.Values) plan.Dispose();
+        _plans.Clear();
+        _intScratch?.Dispose();
+        _workspace?.Dispose();
+        _cublas?.Dispose();
+        foreach (var module in _modules) module.Dispose();
+        _modules.Clear();
+        _functions.Clear();
+        _device.Dispose();
+    }
+}
