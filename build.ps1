@@ -14,7 +14,12 @@ Set-Location $PSScriptRoot
 switch ($Task) {
     'build' { dotnet build Spark.Native.sln -c $Configuration }
     'test'  { dotnet test Spark.Native.sln -c $Configuration }
-    'bench' { dotnet run -c $Configuration --project benchmarks/Spark.Benchmarks -- all --json benchmarks/results/latest.json }
+    'bench' {
+        foreach ($suite in 'gemm', 'forward', 'train-step') {
+            dotnet run -c $Configuration --project benchmarks/Spark.Benchmarks -- $suite --json "benchmarks/results/latest-$suite.json"
+            if ($LASTEXITCODE -ne 0) { break }
+        }
+    }
     'pack'  { dotnet pack src/Spark.Native -c $Configuration -o artifacts }
 }
 exit $LASTEXITCODE
