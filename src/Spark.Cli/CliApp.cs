@@ -6,6 +6,13 @@ namespace Spark.Cli;
 /// <summary>Shared CLI plumbing: the one place that turns exceptions into one-line errors and exit codes.</summary>
 internal static class CliApp
 {
+    /// <summary>--device for the commands that run a model.</summary>
+    public static Option<Device> DeviceOption() => new("--device")
+    {
+        Description = "cpu (F32 reference) or cuda (bf16; forward and generation only so far)",
+        DefaultValueFactory = _ => Device.Cpu,
+    };
+
     public static readonly Option<bool> Verbose = new("--verbose") { Description = "Show stack traces of errors", Recursive = true };
 
     public const int UsageError = 2;

@@ -23,9 +23,10 @@ internal static class GenerateCommand
         {
             Description = "greedy or sample (default: generation_config.json's do_sample, else greedy; --temperature > 0, --top-k or --top-p imply sample)",
         };
+        var device = CliApp.DeviceOption();
         var seed = new Option<ulong>("--seed") { Description = "Random seed (same seed, same output)", DefaultValueFactory = _ => 0UL };
         var command = new Command("generate", "Generate continuations of token-id prompts (one line of ids per prompt)")
-            { model, ids, prompt, chat, maxNew, decoding, temperature, topK, topP, seed };
+            { model, ids, prompt, chat, maxNew, decoding, temperature, topK, topP, seed, device };
         command.SetAction(parse =>
         {
             string dir = parse.GetRequiredValue(model);
@@ -53,7 +54,7 @@ internal static class GenerateCommand
             else if (zeroTemperature) options = options with { Strategy = DecodingStrategy.Greedy };
             else if (impliesSampling) options = options with { Strategy = DecodingStrategy.Sample };
             options = options with { Seed = parse.GetValue(seed) };
-            using var m = SparkModel.Load(dir);
+            using var m = SparkModel.Load(dir, new ModelLoadOptions { Device = parse.GetValue(device) });
             foreach (string notice in m.LoadNotices) Console.Error.WriteLine($"note: {notice}");
             var clock = Stopwatch.StartNew();
             int produced = 0;

@@ -12,7 +12,7 @@ public enum Device
 {
     /// <summary>The CPU reference backend (F32).</summary>
     Cpu,
-    /// <summary>An NVIDIA GPU (not available yet in this version).</summary>
+    /// <summary>An NVIDIA GPU: bf16 weights and activations (forward and generation; first version, see the README).</summary>
     Cuda,
 }
 
@@ -108,12 +108,14 @@ public sealed class SparkModel : IDisposable
         IBackend backend = options.Device switch
         {
             Device.Cpu => new CpuBackend(),
-            _ => throw new SparkException($"device {options.Device} is not available in this build; use cpu"),
+            Device.Cuda => Backends.Cuda.CudaBackend.TryCreate(out var cuda, out string reason) ? cuda
+                : throw new SparkException($"device cuda is not available: {reason}"),
+            _ => throw new SparkException($"device {options.Device} is not supported"),
         };
         using var checkpoint = SafeTensorsCheckpoint.Open(directory);
         var layout = new ParameterLayout(config);
         var notices = CheckpointLoader.Validate(layout, checkpoint);
-        var arena = new ParameterArena(backend, layout);
+        var arena = new ParameterArena(backend, layout, backend.ActivationDType);
         try
         {
             CheckpointLoader.Load(arena, checkpoint);
@@ -248,6 +250,8 @@ public sealed class SparkModel : IDisposable
     public GradientResult LossAndGradients(IReadOnlyList<IReadOnlyList<int>> sequences)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!_backend.Supports(OpKind.MatMulBackward))
+            throw new SparkException($"training on the {_backend.Name} backend is not available yet; use the cpu device");
         if (sequences.Count == 0) throw new SparkException("gradients need at least one sequence");
         for (int i = 0; i < sequences.Count; i++)
         {

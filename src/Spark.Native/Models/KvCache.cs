@@ -19,8 +19,8 @@ internal sealed class KvCache : IDisposable
         Capacity = capacity;
         Layers = config.LayerCount;
         int rows = checked(config.LayerCount * slots * capacity);
-        _keys = backend.Allocate(DType.F32, rows, config.KeyValueHeadCount * config.HeadDim);
-        _values = backend.Allocate(DType.F32, rows, config.KeyValueHeadCount * config.HeadDim);
+        _keys = backend.Allocate(backend.ActivationDType, rows, config.KeyValueHeadCount * config.HeadDim);
+        _values = backend.Allocate(backend.ActivationDType, rows, config.KeyValueHeadCount * config.HeadDim);
     }
 
     public int Slots { get; }

@@ -9,11 +9,12 @@ internal sealed class ParameterArena : IDisposable
     private readonly Tensor _buffer;
     private readonly Dictionary<string, Tensor> _views = new(StringComparer.Ordinal);
 
-    public ParameterArena(IBackend backend, ParameterLayout layout)
+    /// <summary>An arena of <paramref name="dtype"/> elements: weights use the backend's activation type, gradients and optimizer state F32.</summary>
+    public ParameterArena(IBackend backend, ParameterLayout layout, DType dtype = DType.F32)
     {
         Layout = layout;
         // [rows, 1024] so arenas past 2^31 elements (7B in F32) fit int dimensions; views address by offset.
-        _buffer = backend.Allocate(DType.F32, checked((int)((layout.TotalLength + 1023) / 1024)), 1024);
+        _buffer = backend.Allocate(dtype, checked((int)((layout.TotalLength + 1023) / 1024)), 1024);
         foreach (var e in layout.Entries)
             _views[e.Name] = new Tensor(backend, _buffer.Memory, e.Offset, e.Shape, ownsMemory: false);
     }

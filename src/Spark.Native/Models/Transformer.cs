@@ -87,15 +87,15 @@ internal sealed class Transformer : IDisposable
         for (int s = 0, row = 0; s < segments.Length; s++)
             for (int i = 0; i < segments[s].Length; i++) positions[row++] = segments[s].StartPosition + i;
 
-        using var x = _b.Allocate(DType.F32, t, h);          // residual stream
-        using var normed = _b.Allocate(DType.F32, t, h);
-        using var q = _b.Allocate(DType.F32, t, qw);
-        using var k = _b.Allocate(DType.F32, t, kvw);
-        using var v = _b.Allocate(DType.F32, t, kvw);
-        using var attention = _b.Allocate(DType.F32, t, qw);
-        using var projected = _b.Allocate(DType.F32, t, h);
-        using var gate = _b.Allocate(DType.F32, t, im);
-        using var up = _b.Allocate(DType.F32, t, im);
+        using var x = _b.Allocate(_b.ActivationDType, t, h);          // residual stream
+        using var normed = _b.Allocate(_b.ActivationDType, t, h);
+        using var q = _b.Allocate(_b.ActivationDType, t, qw);
+        using var k = _b.Allocate(_b.ActivationDType, t, kvw);
+        using var v = _b.Allocate(_b.ActivationDType, t, kvw);
+        using var attention = _b.Allocate(_b.ActivationDType, t, qw);
+        using var projected = _b.Allocate(_b.ActivationDType, t, h);
+        using var gate = _b.Allocate(_b.ActivationDType, t, im);
+        using var up = _b.Allocate(_b.ActivationDType, t, im);
 
         _b.Embedding(x, _embedding, tokens);
         for (int l = 0; l < _layers.Length; l++)
@@ -128,7 +128,7 @@ internal sealed class Transformer : IDisposable
         }
 
         var final = x;
-        using var lastRows = rows == LogitRows.LastOfEachSegment ? _b.Allocate(DType.F32, segments.Length, h) : null;
+        using var lastRows = rows == LogitRows.LastOfEachSegment ? _b.Allocate(_b.ActivationDType, segments.Length, h) : null;
         if (lastRows is not null)
         {
             for (int s = 0, end = 0; s < segments.Length; s++)
@@ -138,9 +138,9 @@ internal sealed class Transformer : IDisposable
             }
             final = lastRows;
         }
-        using var finalNormed = _b.Allocate(DType.F32, final.Shape);
+        using var finalNormed = _b.Allocate(_b.ActivationDType, final.Shape);
         _b.RmsNorm(finalNormed, final, _finalNorm, _eps);
-        var logits = _b.Allocate(DType.F32, final.Shape[0], c.VocabSize);
+        var logits = _b.Allocate(_b.ActivationDType, final.Shape[0], c.VocabSize);
         _b.MatMul(logits, finalNormed, _lmHead, null);
         return logits;
     }

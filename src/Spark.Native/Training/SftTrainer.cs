@@ -86,6 +86,8 @@ public static class SftTrainer
     {
         options.Validate();
         var backend = model.Backend;
+        if (!backend.Supports(Backends.OpKind.MatMulBackward))
+            throw new SparkException($"training on the {backend.Name} backend is not available yet; use the cpu device");
         var layout = model.Parameters.Layout;
         ValidateAgainstModel(data, model.Config);
         using var state = resumeState is null ? new TrainingState(backend, layout, options.Optimizer) : TrainingState.Load(resumeState, backend, layout);
