@@ -32,35 +32,20 @@ public static class SafeTensorsWriter
         IReadOnlyDictionary<string, string>? metadata = null)
     {
         byte[] header = BuildHeader(tensors, metadata ?? new Dictionary<string, string>());
-        path = Path.GetFullPath(path);
-        string temp = $"{path}.tmp-{Path.GetRandomFileName()}";
-        try
+        AtomicFile.Write(path, stream =>
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            Span<byte> prefix = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
+            stream.Write(prefix);
+            stream.Write(header);
+            for (int i = 0; i < tensors.Count; i++)
             {
-                Span<byte> prefix = stackalloc byte[8];
-                BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
-                stream.Write(prefix);
-                stream.Write(header);
-                for (int i = 0; i < tensors.Count; i++)
-                {
-                    var data = dataOf(i);
-                    var t = tensors[i];
-                    SafeTensorWriteEntry.CheckLength(t.Name, t.DType, t.Shape, data.Length);
-                    stream.Write(data.Span);
-                }
-                stream.Flush(flushToDisk: true);
+                var data = dataOf(i);
+                var t = tensors[i];
+                SafeTensorWriteEntry.CheckLength(t.Name, t.DType, t.Shape, data.Length);
+                stream.Write(data.Span);
             }
-            File.Move(temp, path, overwrite: true);
-            Interop.FileSystem.SyncParentDirectory(path);
-        }
-        catch
-        {
-            try { File.Delete(temp); }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
-            throw;
-        }
+        });
     }
 
     private static byte[] BuildHeader(IReadOnlyList<SafeTensorHeaderEntry> entries, IReadOnlyDictionary<string, string> metadata)

@@ -79,7 +79,8 @@ internal sealed class TrainingState : IDisposable
             _backend.Download(values, arena[e.Name]);
             return SafeTensorWriteEntry.FromF32(headers[i].Name, headers[i].Shape, values).Data;
         }, metadata);
-        WriteFileAtomically(Path.Combine(directory, JsonFileName), ToJson());
+        var json = ToJson();
+        AtomicFile.Write(Path.Combine(directory, JsonFileName), stream => stream.Write(json));
     }
 
     /// <summary>
@@ -231,28 +232,6 @@ internal sealed class TrainingState : IDisposable
             long optimizerStep = root.TryGetProperty("optimizer_step", out _) ? Long(root, "optimizer_step") : step;
             string? fingerprint = root.TryGetProperty("run_fingerprint", out var fp) && fp.ValueKind == JsonValueKind.String ? fp.GetString() : null;
             return new Scalars(step, (int)epoch, Long(root, "sample_position"), rng, settings, optimizerStep, fingerprint);
-        }
-    }
-
-    /// <summary>Writes <paramref name="bytes"/> to a temporary file next to <paramref name="path"/>, flushes it, then renames it over.</summary>
-    internal static void WriteFileAtomically(string path, ReadOnlySpan<byte> bytes)
-    {
-        string temp = $"{path}.tmp-{Path.GetRandomFileName()}";
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-            {
-                stream.Write(bytes);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
-            Interop.FileSystem.SyncParentDirectory(path);
-        }
-        catch
-        {
-            try { File.Delete(temp); }
-            catch (IOException) { }
-            throw;
         }
     }
 }
