@@ -43,7 +43,7 @@ public static class TrainStepSuite
             float clip = (float)GradientClipping.Scale(normSquared, 1.0);
             step++;
             foreach (var e in layout.Entries)
-                backend.AdamW(parameters[e.Name], gradients[e.Name], state.FirstMoment[e.Name], state.SecondMoment[e.Name],
+                backend.AdamW(parameters[e.Name], null, gradients[e.Name], state.FirstMoment[e.Name], state.SecondMoment[e.Name],
                     new AdamWStep(1e-4f, 0.9f, 0.999f, 1e-8f, WeightDecayPolicy.AppliesTo(e.Name) ? 0.01f : 0f, step, clip));
         }
         var times = Timing.Measure(Step, warmup: 2, reps: Math.Max(5, options.Reps), minSeconds: 3);

@@ -4,8 +4,13 @@ using Spark.Native.Tensors;
 namespace Spark.Native.Backends;
 
 // Dimension legend: T rows (tokens), H hidden, I intermediate, V vocabulary, S cached positions,
-// NH query heads, NKV key/value heads, HD head dim. All tensors are row-major F32 unless said.
-// Argument order everywhere: outputs first, then inputs, then dimensions and options.
+// NH query heads, NKV key/value heads, HD head dim, N rollouts (rewards). Argument order everywhere: outputs first,
+// then inputs, then dimensions and options.
+//
+// Element types. Activations, weights and the gradients of activations are in the backend's ActivationDType (F32 on
+// the CPU, BF16 on CUDA). Everything that accumulates or is a statistic is F32 on every backend: parameter gradients
+// (weightGrad, biasGrad, tableGrad), optimizer moments and master weights, losses, log-probs, entropies,
+// log-sum-exps, rewards and advantages. RoPE inverse frequencies are F32.
 
 /// <summary>Head layout of an attention op: query heads, key/value heads (GQA) and the head dimension.</summary>
 internal readonly record struct AttentionHeads(int QueryHeads, int KeyValueHeads, int HeadDim)
@@ -55,11 +60,13 @@ internal interface IBackend : IDisposable
     void Rope(Tensor x, ReadOnlySpan<int> positions, Tensor inverseFrequencies, int headDim);
 
     /// <summary>
-    /// Causal GQA attention of T new queries at positions startPosition … startPosition+T−1 against the cached
-    /// keys/values of positions 0 … startPosition+T−1. output, query [T, NH·HD]; keys, values [≥ startPosition+T, NKV·HD].
-    /// Scores are q·k/√HD with softmax in fp32.
+    /// Causal GQA attention of a batch of variable-length sequences in one call. Each span's queries (rows
+    /// QueryRow … QueryRow+Length−1 of query, at positions StartPosition … StartPosition+Length−1) attend to the keys and
+    /// values of positions 0 … StartPosition+i, stored at rows KeyRow … KeyRow+StartPosition+Length−1 of keys/values.
+    /// output, query [T, NH·HD]; keys, values [S, NKV·HD]. Scores are q·k/√HD with softmax in fp32. Query rows of
+    /// different spans must not overlap; rows of output no span covers are left as they are.
     /// </summary>
-    void Attention(Tensor output, Tensor query, Tensor keys, Tensor values, int startPosition, AttentionHeads heads);
+    void Attention(Tensor output, Tensor query, Tensor keys, Tensor values, ReadOnlySpan<AttentionSpan> spans, AttentionHeads heads);
 
     /// <summary>output = silu(gate) ⊙ up. All [T, I].</summary>
     void SwiGlu(Tensor output, Tensor gate, Tensor up);
@@ -75,6 +82,12 @@ internal interface IBackend : IDisposable
 
     /// <summary>destination = source (same element count).</summary>
     void Copy(Tensor destination, Tensor source);
+
+    /// <summary>
+    /// Row scatter: destination[destinationRows[i], :] = source[i, :] (how a batch's new keys and values enter their
+    /// KV-cache slots in one call). destination [S, C], source [T, C], destinationRows [T], distinct, each in [0, S).
+    /// </summary>
+    void CopyRows(Tensor destination, Tensor source, ReadOnlySpan<int> destinationRows);
 
     /// <summary>
     /// Draws one token per row of logits [R, V] with the row's sampling settings (temperature, top-k, top-p, random
@@ -105,10 +118,11 @@ internal interface IBackend : IDisposable
 
     /// <summary>
     /// Gradients of <see cref="Attention"/> (softmax recomputed): queryGrad [T, NH·HD] +=, keysGrad and valuesGrad
-    /// [≥ startPosition+T, NKV·HD] += (rows of positions 0 … startPosition+T−1). outputGrad [T, NH·HD].
+    /// [S, NKV·HD] += on the key rows each span reads. outputGrad [T, NH·HD]. The key rows of different spans must not
+    /// overlap.
     /// </summary>
     void AttentionBackward(Tensor queryGrad, Tensor keysGrad, Tensor valuesGrad, Tensor outputGrad,
-        Tensor query, Tensor keys, Tensor values, int startPosition, AttentionHeads heads);
+        Tensor query, Tensor keys, Tensor values, ReadOnlySpan<AttentionSpan> spans, AttentionHeads heads);
 
     /// <summary>Gradients of silu(gate) ⊙ up: gateGrad, upGrad [T, I] +=. outputGrad, gate, up [T, I].</summary>
     void SwiGluBackward(Tensor gateGrad, Tensor upGrad, Tensor outputGrad, Tensor gate, Tensor up);
@@ -121,6 +135,33 @@ internal interface IBackend : IDisposable
     /// </summary>
     void CrossEntropy(Tensor losses, Tensor logitsGrad, Tensor logits, ReadOnlySpan<int> targets, float gradScale);
 
+    /// <summary>
+    /// Fused log-prob gather (never stores the [T, V] logits): with z = hidden · weightᵀ / temperature,
+    /// logProbs[t] = z[t, targets[t]] − logsumexp(z[t]), entropies[t] = −Σ softmax(z[t]) · log softmax(z[t]) and
+    /// logSumExp[t] = logsumexp(z[t]) (saved for the backward). A target of −1 gives log-prob 0 (entropy and
+    /// log-sum-exp are still computed). hidden [T, H], weight [V, H] (the LM head); logProbs, entropies, logSumExp [T]
+    /// F32; targets [T]; temperature &gt; 0.
+    /// </summary>
+    void LogProbGather(Tensor logProbs, Tensor entropies, Tensor logSumExp, Tensor hidden, Tensor weight,
+        ReadOnlySpan<int> targets, float temperature);
+
+    /// <summary>
+    /// Gradients of <see cref="LogProbGather"/>, recomputing the logits chunk by chunk: with p = softmax(z) and
+    /// ∂L/∂z[t, j] = logProbGrad[t] · (onehot(targets[t])[j] − p[j]) − entropyGrad[t] · p[j] · (z[t, j] − Σ p·z),
+    /// hiddenGrad [T, H] += ∂L/∂z · weight / temperature and weightGrad [V, H] (F32) += (∂L/∂z)ᵀ · hidden / temperature.
+    /// logProbGrad [T] F32 (ignored on rows with target −1), entropyGrad [T] F32 or null; logSumExp and entropies are the
+    /// forward's outputs.
+    /// </summary>
+    void LogProbGatherBackward(Tensor hiddenGrad, Tensor weightGrad, Tensor logProbGrad, Tensor? entropyGrad,
+        Tensor logSumExp, Tensor entropies, Tensor hidden, Tensor weight, ReadOnlySpan<int> targets, float temperature);
+
+    /// <summary>
+    /// Group-relative advantages of outcome rewards (GRPO, Shao et al. 2024, arXiv 2402.03300; variants in
+    /// <see cref="AdvantageNormalization"/>): rewards [N] F32 in consecutive groups of groupSize, advantages [N] F32.
+    /// N must be a multiple of groupSize.
+    /// </summary>
+    void GroupAdvantage(Tensor advantages, Tensor rewards, int groupSize, AdvantageNormalization normalization, float epsilon);
+
     /// <summary>Sets every element to <paramref name="value"/>.</summary>
     void Fill(Tensor tensor, float value);
 
@@ -130,10 +171,38 @@ internal interface IBackend : IDisposable
     /// <summary>
     /// One AdamW step (Loshchilov and Hutter 2019, decoupled weight decay) on parameters p with gradients g scaled by
     /// gradScale (clipping and averaging folded in): m = β1·m + (1−β1)·g'; v = β2·v + (1−β2)·g'²;
-    /// p −= lr · (m / (1−β1^step) / (sqrt(v / (1−β2^step)) + eps) + weightDecay · p). All tensors the same shape.
+    /// p −= lr · (m / (1−β1^step) / (sqrt(v / (1−β2^step)) + eps) + weightDecay · p). All tensors the same shape;
+    /// gradients and moments F32. With a master copy (F32) the update runs on the master and parameters receive it
+    /// rounded to their type (nearest even). Without one, parameters stored in BF16 are updated in fp32 and rounded
+    /// stochastically (random bits from <see cref="AdamWStep.Seed"/>, the step and the element index), so small
+    /// updates are not lost on average.
     /// </summary>
-    void AdamW(Tensor parameters, Tensor gradients, Tensor firstMoment, Tensor secondMoment, AdamWStep step);
+    void AdamW(Tensor parameters, Tensor? master, Tensor gradients, Tensor firstMoment, Tensor secondMoment, AdamWStep step);
 }
 
 /// <summary>Hyper-parameters of one AdamW update (see <see cref="IBackend.AdamW"/>); Step counts from 1.</summary>
-internal readonly record struct AdamWStep(float LearningRate, float Beta1, float Beta2, float Epsilon, float WeightDecay, int Step, float GradScale);
+internal readonly record struct AdamWStep(float LearningRate, float Beta1, float Beta2, float Epsilon, float WeightDecay, int Step, float GradScale,
+    uint Seed = 0);
+
+/// <summary>
+/// One sequence of a batched <see cref="IBackend.Attention"/>: Length query rows from QueryRow, at positions
+/// StartPosition … StartPosition+Length−1, attending to the key/value rows KeyRow … KeyRow+StartPosition+Length−1
+/// (position p at row KeyRow+p). Training: KeyRow = QueryRow and StartPosition = 0. Decode: Length 1 against a
+/// KV-cache slot.
+/// </summary>
+internal readonly record struct AttentionSpan(int QueryRow, int Length, int KeyRow, int StartPosition)
+{
+    /// <summary>Key rows this span reads: StartPosition + Length.</summary>
+    public int KeyCount => StartPosition + Length;
+}
+
+/// <summary>How <see cref="IBackend.GroupAdvantage"/> normalises r − mean(group) (table of spark-algorithm.md).</summary>
+internal enum AdvantageNormalization
+{
+    /// <summary>GRPO / DAPO / BNPO / GSPO: (r − mean_g) / (std_g + ε), std_g the unbiased (Bessel) std of the group.</summary>
+    GroupStd,
+    /// <summary>Dr. GRPO (Liu et al. 2025, arXiv 2503.20783): r − mean_g, no std.</summary>
+    None,
+    /// <summary>(r − mean_g) / (std_batch + ε), std_batch the unbiased std of all N rewards (TRL's scale_rewards="batch").</summary>
+    BatchStd,
+}

@@ -16,6 +16,7 @@ internal enum OpKind
     Softmax,
     LogSoftmax,
     Copy,
+    CopyRows,
     Sample,
     // training
     EmbeddingBackward,
@@ -25,6 +26,9 @@ internal enum OpKind
     AttentionBackward,
     SwiGluBackward,
     CrossEntropy,
+    LogProbGather,
+    LogProbGatherBackward,
+    GroupAdvantage,
     Fill,
     SumOfSquares,
     AdamW,

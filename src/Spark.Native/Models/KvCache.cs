@@ -33,6 +33,15 @@ internal sealed class KvCache : IDisposable
     /// <summary>Values of one layer and slot: [capacity, NKV·HD].</summary>
     public Tensor Values(int layer, int slot) => _values.Rows(RowOf(layer, slot), Capacity);
 
+    /// <summary>Keys of every slot of one layer: [slots · capacity, NKV·HD]; slot s, position p is row s·capacity + p.</summary>
+    public Tensor LayerKeys(int layer) => _keys.Rows(RowOf(layer, 0), Slots * Capacity);
+
+    /// <summary>Values of every slot of one layer, laid out as <see cref="LayerKeys"/>.</summary>
+    public Tensor LayerValues(int layer) => _values.Rows(RowOf(layer, 0), Slots * Capacity);
+
+    /// <summary>Row of (slot, position) inside <see cref="LayerKeys"/> and <see cref="LayerValues"/>.</summary>
+    public int RowInLayer(int slot, int position) => slot * Capacity + position;
+
     private int RowOf(int layer, int slot)
     {
         if ((uint)layer >= (uint)Layers || (uint)slot >= (uint)Slots)

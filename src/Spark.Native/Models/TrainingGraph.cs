@@ -89,6 +89,7 @@ internal sealed class TrainingGraph : IDisposable
         if (rows > Capacity) throw new ArgumentException($"{rows} rows exceed the training graph's capacity {Capacity}");
         var c = _model.Config;
         var positions = Positions(segments, rows);
+        var spans = Spans(segments);
         var heads = new AttentionHeads(c.HeadCount, c.KeyValueHeadCount, c.HeadDim);
         float eps = (float)c.RmsNormEps;
         var p = _model.Parameters;
@@ -106,8 +107,7 @@ internal sealed class TrainingGraph : IDisposable
             _b.MatMul(R(a.V), R(a.Norm1), w.V, w.VBias);
             _b.Rope(R(a.Q), positions, _model.InverseFrequencies, c.HeadDim);
             _b.Rope(R(a.K), positions, _model.InverseFrequencies, c.HeadDim);
-            foreach (var (row, length) in Spans(segments))
-                _b.Attention(a.Attention.Rows(row, length), a.Q.Rows(row, length), a.K.Rows(row, length), a.V.Rows(row, length), 0, heads);
+            _b.Attention(R(a.Attention), R(a.Q), R(a.K), R(a.V), spans, heads);
             _b.MatMul(R(a.Middle), R(a.Attention), w.O, w.OBias);
             _b.Add(R(a.Middle), R(a.Middle), R(a.Input));
             _b.RmsNorm(R(a.Norm2), R(a.Middle), w.PostAttentionNorm, eps);
@@ -151,9 +151,7 @@ internal sealed class TrainingGraph : IDisposable
             Zero(_dQ, rows);
             Zero(_dK, rows);
             Zero(_dV, rows);
-            foreach (var (row, length) in Spans(segments))
-                _b.AttentionBackward(_dQ.Rows(row, length), _dK.Rows(row, length), _dV.Rows(row, length), _dAttention.Rows(row, length),
-                    a.Q.Rows(row, length), a.K.Rows(row, length), a.V.Rows(row, length), 0, heads);
+            _b.AttentionBackward(R(_dQ), R(_dK), R(_dV), R(_dAttention), R(a.Q), R(a.K), R(a.V), spans, heads);
             _b.RopeBackward(R(_dQ), positions, _model.InverseFrequencies, c.HeadDim);
             _b.RopeBackward(R(_dK), positions, _model.InverseFrequencies, c.HeadDim);
             if (_recompute == ActivationRecompute.Norms) _b.RmsNorm(R(a.Norm1), R(a.Input), w.InputNorm, eps);
@@ -192,14 +190,15 @@ internal sealed class TrainingGraph : IDisposable
         return positions;
     }
 
-    private static List<(int Row, int Length)> Spans(ReadOnlySpan<Segment> segments)
+    /// <summary>Each sequence attends to itself: its rows are both its queries and its keys.</summary>
+    private static AttentionSpan[] Spans(ReadOnlySpan<Segment> segments)
     {
-        var spans = new List<(int, int)>(segments.Length);
+        var spans = new AttentionSpan[segments.Length];
         int row = 0;
-        foreach (var s in segments)
+        for (int i = 0; i < segments.Length; i++)
         {
-            spans.Add((row, s.Length));
-            row += s.Length;
+            spans[i] = new AttentionSpan(row, segments[i].Length, row, 0);
+            row += segments[i].Length;
         }
         return spans;
     }

@@ -84,8 +84,18 @@ internal sealed class Transformer : IDisposable
         var c = Config;
         int h = c.HiddenSize, qw = _heads.QueryWidth, kvw = _heads.KeyValueWidth, im = c.IntermediateSize;
         var positions = new int[t];
+        var cacheRows = new int[t];     // where each token's key and value go in its layer's cache block
+        var spans = new AttentionSpan[segments.Length];
         for (int s = 0, row = 0; s < segments.Length; s++)
-            for (int i = 0; i < segments[s].Length; i++) positions[row++] = segments[s].StartPosition + i;
+        {
+            var seg = segments[s];
+            spans[s] = new AttentionSpan(row, seg.Length, cache.RowInLayer(seg.Slot, 0), seg.StartPosition);
+            for (int i = 0; i < seg.Length; i++, row++)
+            {
+                positions[row] = seg.StartPosition + i;
+                cacheRows[row] = cache.RowInLayer(seg.Slot, seg.StartPosition + i);
+            }
+        }
 
         using var x = _b.Allocate(_b.ActivationDType, t, h);          // residual stream
         using var normed = _b.Allocate(_b.ActivationDType, t, h);
@@ -107,15 +117,11 @@ internal sealed class Transformer : IDisposable
             _b.MatMul(v, normed, w.V, w.VBias);
             _b.Rope(q, positions, _inverseFrequencies, c.HeadDim);
             _b.Rope(k, positions, _inverseFrequencies, c.HeadDim);
-            for (int s = 0, row = 0; s < segments.Length; row += segments[s].Length, s++)
-            {
-                var seg = segments[s];
-                var keys = cache.Keys(l, seg.Slot);
-                var values = cache.Values(l, seg.Slot);
-                _b.Copy(keys.Rows(seg.StartPosition, seg.Length), k.Rows(row, seg.Length));
-                _b.Copy(values.Rows(seg.StartPosition, seg.Length), v.Rows(row, seg.Length));
-                _b.Attention(attention.Rows(row, seg.Length), q.Rows(row, seg.Length), keys, values, seg.StartPosition, _heads);
-            }
+            var keys = cache.LayerKeys(l);
+            var values = cache.LayerValues(l);
+            _b.CopyRows(keys, k, cacheRows);
+            _b.CopyRows(values, v, cacheRows);
+            _b.Attention(attention, q, keys, values, spans, _heads);
             _b.MatMul(projected, attention, w.O, w.OBias);
             _b.Add(x, x, projected);
 

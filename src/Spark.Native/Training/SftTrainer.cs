@@ -153,7 +153,7 @@ public static class SftTrainer
                 foreach (var entry in layout.Entries)
                 {
                     float decay = WeightDecayPolicy.AppliesTo(entry.Name) ? (float)o.WeightDecay : 0f;
-                    backend.AdamW(model.Parameters[entry.Name], gradients[entry.Name], state.FirstMoment[entry.Name], state.SecondMoment[entry.Name],
+                    backend.AdamW(model.Parameters[entry.Name], null, gradients[entry.Name], state.FirstMoment[entry.Name], state.SecondMoment[entry.Name],
                         new AdamWStep((float)lr, (float)o.Beta1, (float)o.Beta2, (float)o.Epsilon, decay, checked((int)(state.OptimizerStep + 1)), clip));
                 }
                 state.OptimizerStep++;

@@ -279,7 +279,7 @@ public abstract class BackendGradientTests : IDisposable
         var (dq, dqBefore) = Prefilled(44, t, heads.QueryWidth);
         var (dk, dkBefore) = Prefilled(45, cacheRows, heads.KeyValueWidth);
         var (dv, dvBefore) = Prefilled(46, cacheRows, heads.KeyValueWidth);
-        Backend.AttentionBackward(dq, dk, dv, dy, q, k, v, start, heads);
+        Backend.AttentionBackward(dq, dk, dv, dy, q, k, v, [new AttentionSpan(0, t, 0, start)], heads);
         AssertGradient(dq, dqBefore, Numeric(qd, L), "AttentionBackward query");
         AssertGradient(dk, dkBefore, Numeric(kd, L), "AttentionBackward keys");
         AssertGradient(dv, dvBefore, Numeric(vd, L), "AttentionBackward values");
@@ -368,7 +368,7 @@ public abstract class BackendGradientTests : IDisposable
         {
             var g = Numerics.RandomFloats(n, 70 + step, 2f);
             var hp = new AdamWStep(1e-2f, 0.9f, 0.95f, 1e-8f, weightDecay, step, gradScale);
-            Backend.AdamW(p, Make(g, n), m, v, hp);
+            Backend.AdamW(p, null, Make(g, n), m, v, hp);
             for (int i = 0; i < n; i++)
             {
                 double gi = (double)g[i] * gradScale;
@@ -381,7 +381,7 @@ public abstract class BackendGradientTests : IDisposable
         Assert.True(RelativeError(D(Read(p)), pd) <= 1e-6, "AdamW parameters");
         Assert.True(RelativeError(D(Read(m)), md) <= 1e-6, "AdamW first moment");
         Assert.True(RelativeError(D(Read(v)), vd) <= 1e-6, "AdamW second moment");
-        Assert.Throws<ArgumentOutOfRangeException>(() => Backend.AdamW(p, p, m, v, new AdamWStep(1e-2f, 0.9f, 0.95f, 1e-8f, 0f, 0, 1f)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Backend.AdamW(p, null, p, m, v, new AdamWStep(1e-2f, 0.9f, 0.95f, 1e-8f, 0f, 0, 1f)));
     }
 
     [Fact]
@@ -439,7 +439,7 @@ public abstract class BackendGradientTests : IDisposable
             var dq = Random(100, t, heads.QueryWidth);
             var dk = Random(101, s, heads.KeyValueWidth);
             var dv = Random(102, s, heads.KeyValueWidth);
-            Backend.AttentionBackward(dq, dk, dv, inputs.Dy, inputs.Q, inputs.K, inputs.V, start, heads);
+            Backend.AttentionBackward(dq, dk, dv, inputs.Dy, inputs.Q, inputs.K, inputs.V, [new AttentionSpan(0, t, 0, start)], heads);
             var dx = Random(103, 64, h);
             var dw = Random(104, h);
             Backend.RmsNormBackward(dx, dw, inputs.DyNorm, inputs.X, inputs.W, 1e-5f);
@@ -452,7 +452,7 @@ public abstract class BackendGradientTests : IDisposable
             var du = Random(108, n);
             Backend.SwiGluBackward(dg, du, inputs.Big2, inputs.Big, inputs.Big2);
             var p = Random(109, n);
-            Backend.AdamW(p, inputs.Big, Random(110, n), Make(new float[n], n), new AdamWStep(1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, 3, 0.7f));
+            Backend.AdamW(p, null, inputs.Big, Random(110, n), Make(new float[n], n), new AdamWStep(1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, 3, 0.7f));
             var outputs = new[] { dq, dk, dv, dx, dw, dWeight, losses, dLogits, dg, du, p }.Select(Read).ToArray();
             return (outputs, Backend.SumOfSquares(inputs.Big));
         }

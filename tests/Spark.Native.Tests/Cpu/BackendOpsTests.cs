@@ -201,7 +201,7 @@ public abstract class BackendOpsTests : IDisposable
         using var k = Input(s, nkv * hd, 9);
         using var v = Input(s, nkv * hd, 10);
         using var o = Output(t, nh * hd);
-        Backend.Attention(o.View, q.View, k.View, v.View, start, new AttentionHeads(nh, nkv, hd));
+        Backend.Attention(o.View, q.View, k.View, v.View, [new AttentionSpan(0, t, 0, start)], new AttentionHeads(nh, nkv, hd));
         var qs = Random(t * nh * hd, 8);
         var ks = Random(s * nkv * hd, 9);
         var vs = Random(s * nkv * hd, 10);
@@ -223,6 +223,115 @@ public abstract class BackendOpsTests : IDisposable
                     for (int d = 0; d < hd; d++) expected[(r * nh + head) * hd + d] += p[j] / sum * vs[(j * nkv + g) * hd + d];
             }
         AssertClose(o.Read(), expected, "Attention");
+    }
+
+    /// <summary>float64 attention of one span: query rows [qRow, qRow+len) at positions start…, keys from row kRow.</summary>
+    private static void AttentionSpanRef(double[] expected, float[] qs, float[] ks, float[] vs, AttentionSpan span, int nh, int nkv, int hd)
+    {
+        for (int i = 0; i < span.Length; i++)
+            for (int head = 0; head < nh; head++)
+            {
+                int g = head / (nh / nkv), visible = span.StartPosition + i + 1, r = span.QueryRow + i;
+                var p = new double[visible];
+                for (int j = 0; j < visible; j++)
+                {
+                    double dot = 0;
+                    for (int d = 0; d < hd; d++) dot += (double)qs[(r * nh + head) * hd + d] * ks[((span.KeyRow + j) * nkv + g) * hd + d];
+                    p[j] = dot / Math.Sqrt(hd);
+                }
+                double max = p.Max(), sum = 0;
+                for (int j = 0; j < visible; j++) sum += p[j] = Math.Exp(p[j] - max);
+                for (int j = 0; j < visible; j++)
+                    for (int d = 0; d < hd; d++) expected[(r * nh + head) * hd + d] += p[j] / sum * vs[((span.KeyRow + j) * nkv + g) * hd + d];
+            }
+    }
+
+    [Theory]
+    [InlineData(4, 2, 8)]    // GQA 2:1
+    [InlineData(3, 3, 5)]    // MHA, odd head dim
+    [InlineData(6, 1, 64)]   // MQA, a tensor-core head dim
+    public void AttentionOverBatchedSpans(int nh, int nkv, int hd)
+    {
+        Require(OpKind.Attention);
+        // one call for: a training sequence of 37 rows (keys = its own rows), a prefill chunk of 5 after 11 cached
+        // positions, two decode rows against different cache slots (one of them long), and a row no span covers
+        AttentionSpan[] spans = [new(0, 37, 0, 0), new(37, 5, 40, 11), new(42, 1, 60, 70), new(44, 1, 140, 2)];
+        int t = 45, s = 150;
+        using var q = Input(t, nh * hd, 20);
+        using var k = Input(s, nkv * hd, 21);
+        using var v = Input(s, nkv * hd, 22);
+        using var o = Output(t, nh * hd);
+        Backend.Attention(o.View, q.View, k.View, v.View, spans, new AttentionHeads(nh, nkv, hd));
+        var expected = new double[t * nh * hd];
+        var (qs, ks, vs) = (Random(t * nh * hd, 20), Random(s * nkv * hd, 21), Random(s * nkv * hd, 22));
+        foreach (var span in spans) AttentionSpanRef(expected, qs, ks, vs, span, nh, nkv, hd);
+        AssertClose(o.Read(), expected, "Attention over batched spans");
+        // overlapping query rows and spans past the keys are refused
+        Assert.Throws<ArgumentException>(() => Backend.Attention(o.View, q.View, k.View, v.View, [new(0, 3, 0, 0), new(2, 1, 10, 0)], new AttentionHeads(nh, nkv, hd)));
+        Assert.Throws<ArgumentException>(() => Backend.Attention(o.View, q.View, k.View, v.View, [new(0, 3, 140, 8)], new AttentionHeads(nh, nkv, hd)));
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(7, 20, 13)]
+    [InlineData(3, 9, 1031)]
+    public void CopyRows(int t, int s, int c)
+    {
+        Require(OpKind.CopyRows);
+        using var source = Input(t, c, 30);
+        using var destination = Input(s, c, 31);
+        var rows = Enumerable.Range(0, t).Select(i => (i * 7 + 3) % s).ToArray();
+        Backend.CopyRows(destination.View, source.View, rows);
+        var expected = Random(s * c, 31).Select(x => (double)x).ToArray();
+        var src = Random(t * c, 30);
+        for (int i = 0; i < t; i++)
+            for (int j = 0; j < c; j++) expected[rows[i] * c + j] = src[i * c + j];
+        Assert.Equal(expected.Select(x => (float)x), destination.Read());
+        if (t > 1) Assert.Throws<ArgumentException>(() => Backend.CopyRows(destination.View, source.View, rows.Select(_ => 0).ToArray()));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Backend.CopyRows(destination.View, source.View, rows.Select(_ => s).ToArray()));
+    }
+
+    [Theory]
+    [InlineData("GroupStd", 1)]
+    [InlineData("GroupStd", 8)]
+    [InlineData("None", 5)]
+    [InlineData("BatchStd", 16)]
+    public void GroupAdvantage(string normalizationName, int groupSize)
+    {
+        var normalization = Enum.Parse<AdvantageNormalization>(normalizationName);
+        Require(OpKind.GroupAdvantage);
+        int n = groupSize * 7;
+        // binary rewards with some all-equal groups (std 0: advantage 0, not NaN), and a few fractional ones
+        var rewards = Enumerable.Range(0, n).Select(i => i / groupSize % 3 == 0 ? 1f : (i * 37 % 11 < 4 ? 1f : (i % 5 == 0 ? 0.25f : 0f))).ToArray();
+        using var r = new Guarded(Backend, 1, n, rewards, DType.F32);
+        using var a = new Guarded(Backend, 1, n, null, DType.F32);
+        const float eps = 1e-4f;
+        Backend.GroupAdvantage(a.View.Reshape(n), r.View.Reshape(n), groupSize, normalization, eps);
+        static double Std(IReadOnlyList<double> x)
+        {
+            if (x.Count < 2) return 0;
+            double m = x.Average();
+            return Math.Sqrt(x.Sum(e => (e - m) * (e - m)) / (x.Count - 1));
+        }
+        double batchStd = Std(rewards.Select(x => (double)x).ToArray());
+        var expected = new double[n];
+        for (int g = 0; g < n; g += groupSize)
+        {
+            var group = rewards.Skip(g).Take(groupSize).Select(x => (double)x).ToArray();
+            double mean = group.Average();
+            double denominator = normalization switch
+            {
+                AdvantageNormalization.GroupStd => Std(group) + eps,
+                AdvantageNormalization.BatchStd => batchStd + eps,
+                _ => 1,
+            };
+            for (int i = 0; i < groupSize; i++) expected[g + i] = (group[i] - mean) / denominator;
+        }
+        var got = a.Read();
+        Assert.All(got, x => Assert.True(float.IsFinite(x)));
+        double err = Numerics.RelativeError(got, expected);
+        Assert.True(err <= 1e-6, $"GroupAdvantage: relative error {err:E2}");
+        Assert.Throws<ArgumentException>(() => Backend.GroupAdvantage(a.View.Reshape(n), r.View.Reshape(n), groupSize + 1 == n ? 2 * n : groupSize + n, normalization, eps));
     }
 
     [Theory]
@@ -293,12 +402,12 @@ public abstract class BackendOpsTests : IDisposable
         using var k = new Guarded(Backend, 1, 2, [-14.142136f, 0f]);
         using var v = new Guarded(Backend, 1, 2, [0.5f, -2f]);
         using var o = Output(1, 2);
-        Backend.Attention(o.View, q.View, k.View, v.View, 0, new AttentionHeads(1, 1, 2));
+        Backend.Attention(o.View, q.View, k.View, v.View, [new AttentionSpan(0, 1, 0, 0)], new AttentionHeads(1, 1, 2));
         Assert.Equal([0.5f, -2f], o.Read());
         using var big = new Guarded(Backend, 2, 2, [100f, 0f, 50f, 0f]); // scores 100·20/√2 and 50·20/√2: far past exp's range
         using var vals = new Guarded(Backend, 2, 2, [1f, 2f, 3f, 4f]);
         using var q2 = new Guarded(Backend, 1, 2, [20f, 0f]);
-        Backend.Attention(o.View, q2.View, big.View, vals.View, 1, new AttentionHeads(1, 1, 2));
+        Backend.Attention(o.View, q2.View, big.View, vals.View, [new AttentionSpan(0, 1, 0, 1)], new AttentionHeads(1, 1, 2));
         Assert.Equal([1f, 2f], o.Read());
     }
 

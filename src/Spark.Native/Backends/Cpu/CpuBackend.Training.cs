@@ -99,23 +99,19 @@ internal sealed partial class CpuBackend
         RotateHalf(nameof(RopeBackward), xGrad, positions, inverseFrequencies, headDim, sinSign: -1f);
 
     public void AttentionBackward(Tensor queryGrad, Tensor keysGrad, Tensor valuesGrad, Tensor outputGrad,
-        Tensor query, Tensor keys, Tensor values, int startPosition, AttentionHeads heads)
+        Tensor query, Tensor keys, Tensor values, ReadOnlySpan<AttentionSpan> spans, AttentionHeads heads)
     {
-        Check.Rank(query, 2, nameof(query));
-        int rows = query.Shape[0], hd = heads.HeadDim;
-        if (heads.QueryHeads % heads.KeyValueHeads != 0)
-            throw new ArgumentException($"AttentionBackward: {heads.QueryHeads} query heads are not a multiple of {heads.KeyValueHeads} key/value heads");
-        Check.Shape(query, nameof(query), rows, heads.QueryWidth);
+        AttentionChecks.Validate(nameof(AttentionBackward), query, keys, values, spans, heads, disjointKeys: true);
         Check.SameShape(query, queryGrad, nameof(queryGrad));
         Check.SameShape(query, outputGrad, nameof(outputGrad));
-        int positions = startPosition + rows;
-        if (startPosition < 0 || keys.Rank != 2 || keys.Shape[0] < positions || keys.Shape[1] != heads.KeyValueWidth)
-            throw new ArgumentException($"AttentionBackward: keys have shape {Tensor.ShapeString(keys.Shape)}, expected at least [{positions}, {heads.KeyValueWidth}]");
-        Check.SameShape(keys, values, nameof(values));
         Check.SameShape(keys, keysGrad, nameof(keysGrad));
         Check.SameShape(keys, valuesGrad, nameof(valuesGrad));
-        int kvWidth = heads.KeyValueWidth, qWidth = heads.QueryWidth, group = heads.GroupSize;
+        int hd = heads.HeadDim, kvWidth = heads.KeyValueWidth, qWidth = heads.QueryWidth, group = heads.GroupSize;
         float scale = 1f / MathF.Sqrt(hd);
+        var spanList = spans.ToArray();
+        int longest = 0;
+        long work = 0;
+        foreach (var s in spanList) { longest = Math.Max(longest, s.KeyCount); work += (long)s.Length * s.KeyCount; }
         var mq = query.Memory; long qo = query.Offset;
         var mk = keys.Memory; long ko = keys.Offset;
         var mv = values.Memory; long vo = values.Offset;
@@ -124,40 +120,42 @@ internal sealed partial class CpuBackend
         var mdk = keysGrad.Memory; long dko = keysGrad.Offset;
         var mdv = valuesGrad.Memory; long dvo = valuesGrad.Offset;
         // One work item per kv head: it alone writes dK/dV of that head and dQ of the query heads it serves, in a fixed
-        // (row, head, position) order, so the result does not depend on the thread count.
-        ParallelRows(heads.KeyValueHeads, (long)rows * group * positions * hd * 4, kvHead =>
+        // (span, row, head, position) order, so the result does not depend on the thread count.
+        ParallelRows(heads.KeyValueHeads, work * group * hd * 4, kvHead =>
         {
-            float[] rented = ArrayPool<float>.Shared.Rent(2 * positions);
-            for (int t = 0; t < rows; t++)
-            {
-                int visible = startPosition + t + 1;
-                var p = rented.AsSpan(0, visible);
-                var dp = rented.AsSpan(positions, visible);
-                for (int head = kvHead * group; head < (kvHead + 1) * group; head++)
+            float[] rented = ArrayPool<float>.Shared.Rent(2 * Math.Max(1, longest));
+            foreach (var span in spanList)
+                for (int t = 0; t < span.Length; t++)
                 {
-                    long qOffset = (long)t * qWidth + head * hd;
-                    var q = Span(mq, qo + qOffset, hd);
-                    var dOut = Span(mdo, doo + qOffset, hd);
-                    var dq = Span(mdq, dqo + qOffset, hd);
-                    // recompute the probabilities exactly as the forward does
-                    for (int s = 0; s < visible; s++)
-                        p[s] = TensorPrimitives.Dot(q, Span(mk, ko + (long)s * kvWidth + kvHead * hd, hd)) * scale;
-                    StableSoftmax(p, p);
-                    for (int s = 0; s < visible; s++)
-                        dp[s] = TensorPrimitives.Dot(dOut, Span(mv, vo + (long)s * kvWidth + kvHead * hd, hd));
-                    float pdp = TensorPrimitives.Dot(p, dp);
-                    for (int s = 0; s < visible; s++)
+                    int visible = span.StartPosition + t + 1;
+                    var p = rented.AsSpan(0, visible);
+                    var dp = rented.AsSpan(longest, visible);
+                    long kvBase = (long)span.KeyRow * kvWidth + kvHead * hd;
+                    for (int head = kvHead * group; head < (kvHead + 1) * group; head++)
                     {
-                        long kvOffset = (long)s * kvWidth + kvHead * hd;
-                        var dv = Span(mdv, dvo + kvOffset, hd);
-                        var dk = Span(mdk, dko + kvOffset, hd);
-                        float dScore = p[s] * (dp[s] - pdp) * scale; // ∂L/∂(q·k), the 1/√HD folded in
-                        TensorPrimitives.MultiplyAdd(dOut, p[s], dv, dv);
-                        TensorPrimitives.MultiplyAdd(Span(mk, ko + kvOffset, hd), dScore, dq, dq);
-                        TensorPrimitives.MultiplyAdd(q, dScore, dk, dk);
+                        long qOffset = (long)(span.QueryRow + t) * qWidth + head * hd;
+                        var q = Span(mq, qo + qOffset, hd);
+                        var dOut = Span(mdo, doo + qOffset, hd);
+                        var dq = Span(mdq, dqo + qOffset, hd);
+                        // recompute the probabilities exactly as the forward does
+                        for (int s = 0; s < visible; s++)
+                            p[s] = TensorPrimitives.Dot(q, Span(mk, ko + kvBase + (long)s * kvWidth, hd)) * scale;
+                        StableSoftmax(p, p);
+                        for (int s = 0; s < visible; s++)
+                            dp[s] = TensorPrimitives.Dot(dOut, Span(mv, vo + kvBase + (long)s * kvWidth, hd));
+                        float pdp = TensorPrimitives.Dot(p, dp);
+                        for (int s = 0; s < visible; s++)
+                        {
+                            long kvOffset = kvBase + (long)s * kvWidth;
+                            var dv = Span(mdv, dvo + kvOffset, hd);
+                            var dk = Span(mdk, dko + kvOffset, hd);
+                            float dScore = p[s] * (dp[s] - pdp) * scale; // ∂L/∂(q·k), the 1/√HD folded in
+                            TensorPrimitives.MultiplyAdd(dOut, p[s], dv, dv);
+                            TensorPrimitives.MultiplyAdd(Span(mk, ko + kvOffset, hd), dScore, dq, dq);
+                            TensorPrimitives.MultiplyAdd(q, dScore, dk, dk);
+                        }
                     }
                 }
-            }
             ArrayPool<float>.Shared.Return(rented);
         });
     }
@@ -255,17 +253,20 @@ internal sealed partial class CpuBackend
         return total;
     }
 
-    public void AdamW(Tensor parameters, Tensor gradients, Tensor firstMoment, Tensor secondMoment, AdamWStep step)
+    public void AdamW(Tensor parameters, Tensor? master, Tensor gradients, Tensor firstMoment, Tensor secondMoment, AdamWStep step)
     {
         Check.SameShape(parameters, gradients, nameof(gradients));
         Check.SameShape(parameters, firstMoment, nameof(firstMoment));
         Check.SameShape(parameters, secondMoment, nameof(secondMoment));
+        if (master is not null) Check.SameShape(parameters, master, nameof(master));
         if (step.Step < 1) throw new ArgumentOutOfRangeException(nameof(step), $"AdamW step {step.Step} must count from 1");
         // bias corrections 1 − β^step: the powers in float64 (β2^step for β2 = 0.999 loses digits in float32)
         float correction1 = (float)(1 - Math.Pow(step.Beta1, step.Step));
         float correction2 = (float)(1 - Math.Pow(step.Beta2, step.Step));
         float lr = step.LearningRate, b1 = step.Beta1, b2 = step.Beta2, eps = step.Epsilon, wd = step.WeightDecay, gs = step.GradScale;
-        var mp = parameters.Memory; long po = parameters.Offset;
+        // the update runs on the master copy when there is one; F32 parameters then receive it unchanged
+        var target = master ?? parameters;
+        var mp = target.Memory; long po = target.Offset;
         var mg = gradients.Memory; long go = gradients.Offset;
         var mm = firstMoment.Memory; long mo = firstMoment.Offset;
         var mv = secondMoment.Memory; long vo = secondMoment.Offset;
@@ -284,6 +285,44 @@ internal sealed partial class CpuBackend
                 p[i] -= lr * (mHat / (MathF.Sqrt(vHat) + eps) + wd * p[i]);
             }
         });
+        if (master is not null) Copy(parameters, master);
+    }
+
+    public void GroupAdvantage(Tensor advantages, Tensor rewards, int groupSize, AdvantageNormalization normalization, float epsilon)
+    {
+        AdvantageChecks.Validate(nameof(GroupAdvantage), advantages, rewards, groupSize);
+        var a = Data(advantages);
+        var r = Data(rewards);
+        // statistics in float64 over each group, in order (N is a batch of rollouts: small)
+        double batchStd = normalization == AdvantageNormalization.BatchStd ? StdDev(r) : 0;
+        for (int g = 0; g < r.Length; g += groupSize)
+        {
+            var group = r.Slice(g, groupSize);
+            double mean = Mean(group);
+            double scale = normalization switch
+            {
+                AdvantageNormalization.GroupStd => 1 / (StdDev(group) + epsilon),
+                AdvantageNormalization.BatchStd => 1 / (batchStd + epsilon),
+                _ => 1,
+            };
+            for (int i = 0; i < groupSize; i++) a[g + i] = (float)((group[i] - mean) * scale);
+        }
+
+        static double Mean(ReadOnlySpan<float> x)
+        {
+            double sum = 0;
+            foreach (float e in x) sum += e;
+            return sum / x.Length;
+        }
+
+        // unbiased (Bessel); a single value has std 0
+        static double StdDev(ReadOnlySpan<float> x)
+        {
+            if (x.Length < 2) return 0;
+            double mean = Mean(x), sum = 0;
+            foreach (float e in x) sum += (e - mean) * (e - mean);
+            return Math.Sqrt(sum / (x.Length - 1));
+        }
     }
 
     /// <summary>Runs body(start, length) over [0, n) in chunks of <see cref="ElementChunk"/>, in parallel when worth it.</summary>

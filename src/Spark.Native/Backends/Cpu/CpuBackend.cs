@@ -123,40 +123,53 @@ internal sealed partial class CpuBackend : IBackend
         }
     }
 
-    public void Attention(Tensor output, Tensor query, Tensor keys, Tensor values, int startPosition, AttentionHeads heads)
+    public void Attention(Tensor output, Tensor query, Tensor keys, Tensor values, ReadOnlySpan<AttentionSpan> spans, AttentionHeads heads)
     {
-        Check.Rank(query, 2, nameof(query));
-        int rows = query.Shape[0], hd = heads.HeadDim;
-        if (heads.QueryHeads % heads.KeyValueHeads != 0)
-            throw new ArgumentException($"Attention: {heads.QueryHeads} query heads are not a multiple of {heads.KeyValueHeads} key/value heads");
-        Check.Shape(query, nameof(query), rows, heads.QueryWidth);
-        Check.Shape(output, nameof(output), rows, heads.QueryWidth);
-        int positions = startPosition + rows;
-        if (startPosition < 0 || keys.Rank != 2 || keys.Shape[0] < positions || keys.Shape[1] != heads.KeyValueWidth)
-            throw new ArgumentException($"Attention: keys have shape {Tensor.ShapeString(keys.Shape)}, expected at least [{positions}, {heads.KeyValueWidth}]");
-        Check.Shape(values, nameof(values), keys.Shape);
-        int kvWidth = heads.KeyValueWidth, qWidth = heads.QueryWidth, group = heads.GroupSize;
+        AttentionChecks.Validate(nameof(Attention), query, keys, values, spans, heads, disjointKeys: false);
+        Check.SameShape(query, output, nameof(output));
+        int hd = heads.HeadDim, kvWidth = heads.KeyValueWidth, qWidth = heads.QueryWidth, group = heads.GroupSize;
+        // one work item per (query row, head) of every span: its key base row and visible count
+        int covered = 0, longest = 0;
+        foreach (var s in spans) { covered += s.Length; longest = Math.Max(longest, s.KeyCount); }
+        var rowOf = new int[covered];
+        var keyBase = new int[covered];
+        var visibleOf = new int[covered];
+        int item0 = 0;
+        foreach (var s in spans)
+            for (int i = 0; i < s.Length; i++, item0++)
+                (rowOf[item0], keyBase[item0], visibleOf[item0]) = (s.QueryRow + i, s.KeyRow, s.StartPosition + i + 1);
         float scale = 1f / MathF.Sqrt(hd);
         var mo = output.Memory; long oo = output.Offset;
         var mq = query.Memory; long qo = query.Offset;
         var mk = keys.Memory; long ko = keys.Offset;
         var mv = values.Memory; long vo = values.Offset;
-        ParallelRows(rows * heads.QueryHeads, (long)positions * hd * 2, item =>
+        ParallelRows(covered * heads.QueryHeads, (long)longest * hd * 2, item =>
         {
-            int t = item / heads.QueryHeads, head = item % heads.QueryHeads;
-            int kvHead = head / group, visible = startPosition + t + 1;
+            int r = item / heads.QueryHeads, head = item % heads.QueryHeads;
+            int t = rowOf[r], kvHead = head / group, visible = visibleOf[r];
+            long k0 = ko + (long)keyBase[r] * kvWidth + kvHead * hd, v0 = vo + (long)keyBase[r] * kvWidth + kvHead * hd;
             var q = Span(mq, qo + (long)t * qWidth + head * hd, hd);
             var o = Span(mo, oo + (long)t * qWidth + head * hd, hd);
             float[] rented = ArrayPool<float>.Shared.Rent(visible);
             var scores = rented.AsSpan(0, visible);
             for (int s = 0; s < visible; s++)
-                scores[s] = TensorPrimitives.Dot(q, Span(mk, ko + (long)s * kvWidth + kvHead * hd, hd)) * scale;
+                scores[s] = TensorPrimitives.Dot(q, Span(mk, k0 + (long)s * kvWidth, hd)) * scale;
             StableSoftmax(scores, scores);
             o.Clear();
             for (int s = 0; s < visible; s++)
-                TensorPrimitives.MultiplyAdd(Span(mv, vo + (long)s * kvWidth + kvHead * hd, hd), scores[s], o, o);
+                TensorPrimitives.MultiplyAdd(Span(mv, v0 + (long)s * kvWidth, hd), scores[s], o, o);
             ArrayPool<float>.Shared.Return(rented);
         });
+    }
+
+    public void CopyRows(Tensor destination, Tensor source, ReadOnlySpan<int> destinationRows)
+    {
+        RowScatterChecks.Validate(nameof(CopyRows), destination, source, destinationRows);
+        int c = source.Shape[1];
+        var d = Data(destination);
+        var s = Data(source);
+        for (int i = 0; i < destinationRows.Length; i++)
+            s.Slice(i * c, c).CopyTo(d.Slice(destinationRows[i] * c, c));
     }
 
     public void SwiGlu(Tensor output, Tensor gate, Tensor up)

@@ -21,23 +21,35 @@ namespace Spark.Native.Backends.Cuda;
 /// a time, like the model that drives it). Written without a GPU: <c>CudaBackendOpsTests</c> checks it against the
 /// CPU reference on a machine that has one.
 /// </summary>
-internal sealed unsafe class CudaBackend : IBackend
+internal sealed unsafe partial class CudaBackend : IBackend
 {
     private const uint Block = 256;
     private const long WorkspaceBytes = 32L << 20;
     private const int DefaultDynamicSharedMemory = 48 << 10;
 
-    /// <summary>The kernel files this backend loads, and the entry points it takes from them.</summary>
-    private static readonly (string File, string[] Functions)[] KernelFiles =
+    // Each partial file of this class owns an op family: its kernel files (with the entry points it takes from them)
+    // and the ops it implements. This file: memory and the simple forward ops.
+    private static (string File, string[] Functions)[] CoreKernels =>
     [
         ("embedding.cu", ["embedding_forward"]),
         ("rmsnorm.cu", ["rmsnorm_forward"]),
         ("rope.cu", ["rope_forward"]),
-        ("attention.cu", ["attention_forward_rows"]),
         ("swiglu.cu", ["swiglu_forward"]),
         ("elementwise.cu", ["add_bf16"]),
         ("softmax.cu", ["softmax_forward", "log_softmax_forward"]),
     ];
+
+    private static OpKind[] CoreOps =>
+    [
+        OpKind.Embedding, OpKind.RmsNorm, OpKind.Rope, OpKind.SwiGlu, OpKind.Add, OpKind.Softmax, OpKind.LogSoftmax, OpKind.Copy,
+    ];
+
+    /// <summary>The kernel files this backend loads, and the entry points it takes from them.</summary>
+    private static (string File, string[] Functions)[] KernelFiles =>
+        [.. CoreKernels, .. MatMulKernels, .. AttentionKernels, .. TrainingKernels, .. LogProbKernels, .. SamplingKernels];
+
+    private static readonly HashSet<OpKind> SupportedOps =
+        [.. CoreOps, .. MatMulOps, .. AttentionOps, .. TrainingOps, .. LogProbOps, .. SamplingOps];
 
     private readonly CudaDevice _device;
     private readonly List<CudaModuleHandle> _modules = [];
@@ -129,12 +141,7 @@ internal sealed unsafe class CudaBackend : IBackend
         return true;
     }
 
-    public bool Supports(OpKind op) => op switch
-    {
-        OpKind.Embedding or OpKind.RmsNorm or OpKind.MatMul or OpKind.Rope or OpKind.Attention or OpKind.SwiGlu
-            or OpKind.Add or OpKind.Softmax or OpKind.LogSoftmax or OpKind.Copy or OpKind.Sample => true,
-        _ => false, // training ops come with the backward kernels
-    };
+    public bool Supports(OpKind op) => SupportedOps.Contains(op);
 
     // ---- memory
 
@@ -233,41 +240,6 @@ internal sealed unsafe class CudaBackend : IBackend
             (IntPtr)(&o), (IntPtr)(&rstd), (IntPtr)(&x), (IntPtr)(&delta), (IntPtr)(&w), (IntPtr)(&h), (IntPtr)(&eps));
     }
 
-    public void MatMul(Tensor output, Tensor input, Tensor weight, Tensor? bias)
-    {
-        ulong y = Activation(output, nameof(MatMul), nameof(output));
-        ulong x = Activation(input, nameof(MatMul), nameof(input));
-        ulong w = Activation(weight, nameof(MatMul), nameof(weight));
-        ulong b = bias is null ? 0 : Activation(bias, nameof(MatMul), nameof(bias));
-        Check.Rank(input, 2, nameof(input));
-        Check.Rank(weight, 2, nameof(weight));
-        int m = input.Shape[0], k = input.Shape[1], n = weight.Shape[0];
-        Check.Shape(weight, nameof(weight), n, k);
-        Check.Shape(output, nameof(output), m, n);
-        if (bias is not null) Check.Shape(bias, nameof(bias), n);
-        if (m == 0 || n == 0) return;
-        if (k == 0)
-        {
-            // cuBLASLt rejects k = 0; the product is empty, so y = bias (or 0)
-            throw new NotSupportedException("MatMul: the CUDA backend does not multiply with an inner dimension of 0");
-        }
-
-        // Row-major y[T, N] = x[T, K] · W[N, K]ᵀ is column-major yᵀ[N, T] = W · xᵀ: a column-major view of row-major
-        // W [N, K] is [K, N] (ld K), transposed gives [N, K]; of x [T, K] is [K, T] (ld K), as is; of y is [N, T] (ld N).
-        // So A = W with transa = T, B = x with transb = N, m = N, n = T, k = K; the bias epilogue adds bias[row of D],
-        // i.e. bias[N], to every column of D (every token).
-        var key = new MatMulKey(m, n, k, bias is not null,
-            Alignment(w, (long)k * 2), Alignment(x, (long)k * 2), Alignment(y, (long)n * 2), bias is null ? 16 : Alignment(b, 16));
-        var plan = Plan(key);
-        _device.MakeCurrent();
-        if (bias is not null) CublasLt.SetAttribute(plan.Desc, CublasLtMatmulDescAttribute.BiasPointer, b);
-        float alpha = 1f, beta = 0f;
-        var algo = plan.Algo;
-        CublasLt.Check(CublasLt.cublasLtMatmul(_cublas.DangerousGetHandle(), plan.Desc.DangerousGetHandle(), &alpha,
-            w, plan.A.DangerousGetHandle(), x, plan.B.DangerousGetHandle(), &beta,
-            y, plan.C.DangerousGetHandle(), y, plan.C.DangerousGetHandle(), &algo, _workspace.Pointer, (nuint)plan.WorkspaceBytes, IntPtr.Zero));
-    }
-
     public void Rope(Tensor x, ReadOnlySpan<int> positions, Tensor inverseFrequencies, int headDim)
     {
         ulong data = Activation(x, nameof(Rope), nameof(x));
@@ -284,43 +256,6 @@ internal sealed unsafe class CudaBackend : IBackend
         ulong pos = UploadInts(positions);
         Launch("rope_forward", ((uint)rows, (uint)heads, 1), (uint)half, 0,
             (IntPtr)(&data), (IntPtr)(&pos), (IntPtr)(&inv), (IntPtr)(&heads), (IntPtr)(&headDim));
-    }
-
-    public void Attention(Tensor output, Tensor query, Tensor keys, Tensor values, int startPosition, AttentionHeads heads)
-    {
-        ulong o = Activation(output, nameof(Attention), nameof(output));
-        ulong q = Activation(query, nameof(Attention), nameof(query));
-        ulong k = Activation(keys, nameof(Attention), nameof(keys));
-        ulong v = Activation(values, nameof(Attention), nameof(values));
-        Check.Rank(query, 2, nameof(query));
-        int rows = query.Shape[0];
-        if (heads.KeyValueHeads <= 0 || heads.QueryHeads % heads.KeyValueHeads != 0)
-            throw new ArgumentException($"Attention: {heads.QueryHeads} query heads are not a multiple of {heads.KeyValueHeads} key/value heads");
-        Check.Shape(query, nameof(query), rows, heads.QueryWidth);
-        Check.Shape(output, nameof(output), rows, heads.QueryWidth);
-        int positions = startPosition + rows;
-        if (startPosition < 0 || keys.Rank != 2 || keys.Shape[0] < positions || keys.Shape[1] != heads.KeyValueWidth)
-            throw new ArgumentException($"Attention: keys have shape {Tensor.ShapeString(keys.Shape)}, expected at least [{positions}, {heads.KeyValueWidth}]");
-        Check.Shape(values, nameof(values), keys.Shape);
-        if (rows == 0 || heads.QueryHeads == 0) return;
-
-        // attention_forward_rows keeps the scores of the longest row (start + T keys) in dynamic shared memory
-        long shared = (long)positions * sizeof(float);
-        var function = Function("attention_forward_rows");
-        if (shared > _attentionSharedLimit)
-        {
-            // the kernel also has 32 floats of static scratch
-            long available = _device.MaxSharedMemoryPerBlockOptin - 32 * sizeof(float);
-            if (shared > available)
-                throw new NotSupportedException($"Attention: {positions} positions need {shared} bytes of shared memory for the scores; " +
-                    $"this GPU allows {available} per block (the flash-style kernel that lifts the limit comes later)");
-            _device.MakeCurrent();
-            CudaDevice.SetMaxDynamicSharedMemory(function, (int)available);
-            _attentionSharedLimit = (int)available;
-        }
-        int start = startPosition, nh = heads.QueryHeads, nkv = heads.KeyValueHeads, hd = heads.HeadDim;
-        _device.Launch(function, ((uint)rows, (uint)nh, 1), (128, 1, 1), (uint)shared, null,
-            [(IntPtr)(&o), (IntPtr)(&q), (IntPtr)(&k), (IntPtr)(&v), (IntPtr)(&start), (IntPtr)(&nh), (IntPtr)(&nkv), (IntPtr)(&hd)]);
     }
 
     public void SwiGlu(Tensor output, Tensor gate, Tensor up)
@@ -374,62 +309,6 @@ internal sealed unsafe class CudaBackend : IBackend
         CudaDriver.Check(CudaDriver.cuMemcpyDtoD_v2(d.Pointer(destination.Offset), s.Pointer(source.Offset), (nuint)(source.Length * s.ElementSize)));
     }
 
-    /// <summary>
-    /// Downloads the logits as float and draws each row with the CPU <see cref="SamplingRule"/>, so the tokens are
-    /// exactly the CPU backend's for the same stored logits. A GPU sampling kernel (no logits download) comes later.
-    /// </summary>
-    public void Sample(Span<int> tokens, Tensor logits, ReadOnlySpan<SamplingRow> rows)
-    {
-        Activation(logits, nameof(Sample), nameof(logits));
-        Check.Rank(logits, 2, nameof(logits));
-        int r = logits.Shape[0], v = logits.Shape[1];
-        if (tokens.Length != r || rows.Length != r)
-            throw new ArgumentException($"Sample: {r} logit rows, {tokens.Length} token slots and {rows.Length} sampling rows");
-        var host = new float[logits.Length];
-        Download(host, logits);
-        float[] probs = ArrayPool<float>.Shared.Rent(Math.Max(1, v));
-        int[] order = ArrayPool<int>.Shared.Rent(Math.Max(1, v));
-        try
-        {
-            for (int i = 0; i < r; i++)
-                tokens[i] = SamplingRule.Sample(host.AsSpan(i * v, v), rows[i], probs.AsSpan(0, v), order.AsSpan(0, v));
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(probs);
-            ArrayPool<int>.Shared.Return(order);
-        }
-    }
-
-    // ---- training: not on this backend yet
-
-    public void EmbeddingBackward(Tensor tableGrad, Tensor outputGrad, ReadOnlySpan<int> ids) => throw Training(nameof(EmbeddingBackward));
-
-    public void RmsNormBackward(Tensor inputGrad, Tensor weightGrad, Tensor outputGrad, Tensor input, Tensor weight, float eps) =>
-        throw Training(nameof(RmsNormBackward));
-
-    public void MatMulBackward(Tensor? inputGrad, Tensor weightGrad, Tensor? biasGrad, Tensor outputGrad, Tensor input, Tensor weight) =>
-        throw Training(nameof(MatMulBackward));
-
-    public void RopeBackward(Tensor xGrad, ReadOnlySpan<int> positions, Tensor inverseFrequencies, int headDim) => throw Training(nameof(RopeBackward));
-
-    public void AttentionBackward(Tensor queryGrad, Tensor keysGrad, Tensor valuesGrad, Tensor outputGrad,
-        Tensor query, Tensor keys, Tensor values, int startPosition, AttentionHeads heads) => throw Training(nameof(AttentionBackward));
-
-    public void SwiGluBackward(Tensor gateGrad, Tensor upGrad, Tensor outputGrad, Tensor gate, Tensor up) => throw Training(nameof(SwiGluBackward));
-
-    public void CrossEntropy(Tensor losses, Tensor logitsGrad, Tensor logits, ReadOnlySpan<int> targets, float gradScale) =>
-        throw Training(nameof(CrossEntropy));
-
-    public void Fill(Tensor tensor, float value) => throw Training(nameof(Fill));
-
-    public double SumOfSquares(Tensor x) => throw Training(nameof(SumOfSquares));
-
-    public void AdamW(Tensor parameters, Tensor gradients, Tensor firstMoment, Tensor secondMoment, AdamWStep step) => throw Training(nameof(AdamW));
-
-    private static NotSupportedException Training(string op) =>
-        new($"{op}: the CUDA backend does not implement training ops yet (Supports(OpKind.{op}) is false); train on the CPU backend");
-
     // ---- helpers
 
     private CudaMemory Memory(Tensor t, string op, string operand)
@@ -473,80 +352,6 @@ internal sealed unsafe class CudaBackend : IBackend
         }
         _device.CopyToDevice(_intScratch, values);
         return _intScratch.Pointer;
-    }
-
-    /// <summary>Largest power of two ≤ 16 dividing both the address and the row stride in bytes (cuBLASLt's minimum alignment).</summary>
-    private static uint Alignment(ulong pointer, long strideBytes)
-    {
-        uint a = 16;
-        while (a > 1 && (pointer % a != 0 || strideBytes % a != 0)) a >>= 1;
-        return a;
-    }
-
-    private readonly record struct MatMulKey(int M, int N, int K, bool Bias, uint AlignW, uint AlignX, uint AlignY, uint AlignBias);
-
-    private sealed class MatMulPlan : IDisposable
-    {
-        public required CublasLtMatmulDescHandle Desc { get; init; }
-        public required CublasLtMatrixLayoutHandle A { get; init; }
-        public required CublasLtMatrixLayoutHandle B { get; init; }
-        public required CublasLtMatrixLayoutHandle C { get; init; }
-        public required CublasLtMatmulAlgo Algo { get; init; }
-        public required long WorkspaceBytes { get; init; }
-
-        public void Dispose()
-        {
-            Desc.Dispose();
-            A.Dispose();
-            B.Dispose();
-            C.Dispose();
-        }
-    }
-
-    /// <summary>Descriptors, layouts and the heuristic's first algorithm for one shape, built once and cached.</summary>
-    private MatMulPlan Plan(MatMulKey key)
-    {
-        if (_plans.TryGetValue(key, out var cached)) return cached;
-        _device.MakeCurrent();
-        var desc = CublasLt.CreateMatmulDesc(CublasComputeType.Compute32F, CudaDataType.R32F);
-        CublasLtMatrixLayoutHandle? a = null, b = null, c = null;
-        try
-        {
-            CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.TransA, (int)CublasOperation.Transpose);
-            CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.TransB, (int)CublasOperation.None);
-            if (key.Bias)
-            {
-                CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.Epilogue, (uint)CublasLtEpilogue.Bias);
-                CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.BiasDataType, (int)CudaDataType.R16BF);
-            }
-            a = CublasLt.CreateLayout(CudaDataType.R16BF, key.K, key.N, key.K); // W: column-major [K, N]
-            b = CublasLt.CreateLayout(CudaDataType.R16BF, key.K, key.M, key.K); // x: column-major [K, T]
-            c = CublasLt.CreateLayout(CudaDataType.R16BF, key.N, key.M, key.N); // y: column-major [N, T]
-            using var preference = CublasLt.CreatePreference(WorkspaceBytes);
-            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentABytes, key.AlignW);
-            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentBBytes, key.AlignX);
-            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentCBytes, key.AlignY);
-            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentDBytes, key.AlignY);
-            CublasLtMatmulHeuristicResult result;
-            int returned = 0;
-            CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(_cublas.DangerousGetHandle(), desc.DangerousGetHandle(),
-                a.DangerousGetHandle(), b.DangerousGetHandle(), c.DangerousGetHandle(), c.DangerousGetHandle(),
-                preference.DangerousGetHandle(), 1, &result, &returned));
-            if (returned == 0)
-                throw new NotSupportedException($"MatMul: cuBLASLt has no algorithm for [{key.M}, {key.K}] · [{key.N}, {key.K}]ᵀ in bf16 " +
-                    $"(alignments {key.AlignX}/{key.AlignW}/{key.AlignY} bytes, bias {key.Bias})");
-            var plan = new MatMulPlan { Desc = desc, A = a, B = b, C = c, Algo = result.Algo, WorkspaceBytes = (long)result.WorkspaceSize };
-            _plans.Add(key, plan);
-            return plan;
-        }
-        catch
-        {
-            desc.Dispose();
-            a?.Dispose();
-            b?.Dispose();
-            c?.Dispose();
-            throw;
-        }
     }
 
     public void Dispose()
