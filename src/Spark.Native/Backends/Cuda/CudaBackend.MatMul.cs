@@ -32,20 +32,53 @@ internal sealed unsafe partial class CudaBackend
             throw new NotSupportedException("MatMul: the CUDA backend does not multiply with an inner dimension of 0");
         }
 
-        // Row-major y[T, N] = x[T, K] · W[N, K]ᵀ is column-major yᵀ[N, T] = W · xᵀ: a column-major view of row-major
-        // W [N, K] is [K, N] (ld K), transposed gives [N, K]; of x [T, K] is [K, T] (ld K), as is; of y is [N, T] (ld N).
-        // So A = W with transa = T, B = x with transb = N, m = N, n = T, k = K; the bias epilogue adds bias[row of D],
-        // i.e. bias[N], to every column of D (every token).
-        var key = new MatMulKey(m, n, k, bias is not null,
-            Alignment(w, (long)k * 2), Alignment(x, (long)k * 2), Alignment(y, (long)n * 2), bias is null ? 16 : Alignment(b, 16));
+        // y[T, N] = x[T, K] · W[N, K]ᵀ (+ bias[N] on every row)
+        Gemm(new GemmOutput(y, DType.BF16, n), new GemmOperand(x, k, Transposed: false), new GemmOperand(w, k, Transposed: true),
+            m, n, k, alpha: 1f, accumulate: false, bias: b);
+    }
+
+    /// <summary>A bf16 matrix operand of <see cref="Gemm"/>: device address, row stride in elements, and whether op(X) = Xᵀ.</summary>
+    private readonly record struct GemmOperand(ulong Pointer, int RowStride, bool Transposed);
+
+    /// <summary>The output of <see cref="Gemm"/>: device address, element type (BF16 or F32) and row stride in elements.</summary>
+    private readonly record struct GemmOutput(ulong Pointer, DType DType, int RowStride);
+
+    /// <summary>
+    /// Row-major C[m, n] = alpha · op(A) · op(B) (+ C when accumulating) (+ bias[n] on every row, bf16 bias, only
+    /// without accumulation), op(A) [m, k] and op(B) [k, n]. A stored row-major as [m, k], or [k, m] when transposed;
+    /// B as [k, n], or [n, k] when transposed. A and B bf16, C bf16 or F32, fp32 compute. Every matmul of this backend
+    /// (forward, both backward products, the log-prob chunks) goes through here.
+    /// </summary>
+    private void Gemm(GemmOutput c, GemmOperand a, GemmOperand b, int m, int n, int k, float alpha, bool accumulate, ulong bias = 0)
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            // cuBLASLt rejects k = 0; the product is empty
+            if (!accumulate && bias == 0)
+            {
+                FillRows(c, m, n, 0f);
+                return;
+            }
+            throw new NotSupportedException("a matmul with an inner dimension of 0 and a bias or accumulation is not supported on the CUDA backend");
+        }
+        if (accumulate && bias != 0) throw new ArgumentException("Gemm: a bias epilogue with accumulation is not supported");
+        // cuBLASLt is column-major: row-major C[m, n] is column-major Cᵀ [n, m] (ld = C's row stride), and
+        // Cᵀ = op(B)ᵀ · op(A)ᵀ. A row-major X [r, c] viewed column-major is Xᵀ [c, r] with the same leading dimension,
+        // so cuBLAS's first operand is B: stored [k, n] → column-major [n, k] = op(B)ᵀ as is (N); stored [n, k] →
+        // column-major [k, n], transposed (T). Its second operand is A: stored [m, k] → column-major [k, m] = op(A)ᵀ
+        // (N); stored [k, m] → column-major [m, k], transposed (T). The bias epilogue adds bias[row of Cᵀ] = bias[n].
+        var key = new GemmKey(m, n, k, a.Transposed, b.Transposed, a.RowStride, b.RowStride, c.RowStride, c.DType, bias != 0,
+            Alignment(a.Pointer, (long)a.RowStride * 2), Alignment(b.Pointer, (long)b.RowStride * 2),
+            Alignment(c.Pointer, (long)c.RowStride * (c.DType == DType.F32 ? 4 : 2)), bias == 0 ? 16 : Alignment(bias, 16));
         var plan = Plan(key);
         _device.MakeCurrent();
-        if (bias is not null) CublasLt.SetAttribute(plan.Desc, CublasLtMatmulDescAttribute.BiasPointer, b);
-        float alpha = 1f, beta = 0f;
+        if (bias != 0) CublasLt.SetAttribute(plan.Desc, CublasLtMatmulDescAttribute.BiasPointer, bias);
+        float beta = accumulate ? 1f : 0f;
         var algo = plan.Algo;
         CublasLt.Check(CublasLt.cublasLtMatmul(_cublas.DangerousGetHandle(), plan.Desc.DangerousGetHandle(), &alpha,
-            w, plan.A.DangerousGetHandle(), x, plan.B.DangerousGetHandle(), &beta,
-            y, plan.C.DangerousGetHandle(), y, plan.C.DangerousGetHandle(), &algo, _workspace.Pointer, (nuint)plan.WorkspaceBytes, IntPtr.Zero));
+            b.Pointer, plan.A.DangerousGetHandle(), a.Pointer, plan.B.DangerousGetHandle(), &beta,
+            c.Pointer, plan.C.DangerousGetHandle(), c.Pointer, plan.C.DangerousGetHandle(), &algo, _workspace.Pointer, (nuint)plan.WorkspaceBytes, IntPtr.Zero));
     }
 
     /// <summary>Largest power of two ≤ 16 dividing both the address and the row stride in bytes (cuBLASLt's minimum alignment).</summary>
@@ -56,7 +89,8 @@ internal sealed unsafe partial class CudaBackend
         return a;
     }
 
-    private readonly record struct MatMulKey(int M, int N, int K, bool Bias, uint AlignW, uint AlignX, uint AlignY, uint AlignBias);
+    private readonly record struct GemmKey(int M, int N, int K, bool TransA, bool TransB, int StrideA, int StrideB, int StrideC,
+        DType OutputType, bool Bias, uint AlignA, uint AlignB, uint AlignC, uint AlignBias);
 
     private sealed class MatMulPlan : IDisposable
     {
@@ -77,7 +111,7 @@ internal sealed unsafe partial class CudaBackend
     }
 
     /// <summary>Descriptors, layouts and the heuristic's first algorithm for one shape, built once and cached.</summary>
-    private MatMulPlan Plan(MatMulKey key)
+    private MatMulPlan Plan(GemmKey key)
     {
         if (_plans.TryGetValue(key, out var cached)) return cached;
         _device.MakeCurrent();
@@ -85,29 +119,32 @@ internal sealed unsafe partial class CudaBackend
         CublasLtMatrixLayoutHandle? a = null, b = null, c = null;
         try
         {
-            CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.TransA, (int)CublasOperation.Transpose);
-            CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.TransB, (int)CublasOperation.None);
+            // cuBLAS's first operand is our B, its second our A (see Gemm)
+            CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.TransA, (int)(key.TransB ? CublasOperation.Transpose : CublasOperation.None));
+            CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.TransB, (int)(key.TransA ? CublasOperation.Transpose : CublasOperation.None));
             if (key.Bias)
             {
                 CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.Epilogue, (uint)CublasLtEpilogue.Bias);
                 CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.BiasDataType, (int)CudaDataType.R16BF);
             }
-            a = CublasLt.CreateLayout(CudaDataType.R16BF, key.K, key.N, key.K); // W: column-major [K, N]
-            b = CublasLt.CreateLayout(CudaDataType.R16BF, key.K, key.M, key.K); // x: column-major [K, T]
-            c = CublasLt.CreateLayout(CudaDataType.R16BF, key.N, key.M, key.N); // y: column-major [N, T]
+            // column-major shapes as stored: B is [n, k] (N) or [k, n] (T); A is [k, m] (N) or [m, k] (T); C is [n, m]
+            a = key.TransB ? CublasLt.CreateLayout(CudaDataType.R16BF, key.K, key.N, key.StrideB) : CublasLt.CreateLayout(CudaDataType.R16BF, key.N, key.K, key.StrideB);
+            b = key.TransA ? CublasLt.CreateLayout(CudaDataType.R16BF, key.M, key.K, key.StrideA) : CublasLt.CreateLayout(CudaDataType.R16BF, key.K, key.M, key.StrideA);
+            var outputType = key.OutputType == DType.F32 ? CudaDataType.R32F : CudaDataType.R16BF;
+            c = CublasLt.CreateLayout(outputType, key.N, key.M, key.StrideC);
             using var preference = CublasLt.CreatePreference(WorkspaceBytes);
-            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentABytes, key.AlignW);
-            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentBBytes, key.AlignX);
-            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentCBytes, key.AlignY);
-            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentDBytes, key.AlignY);
+            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentABytes, key.AlignB);
+            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentBBytes, key.AlignA);
+            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentCBytes, key.AlignC);
+            CublasLt.SetAttribute(preference, CublasLtMatmulPreferenceAttribute.MinAlignmentDBytes, key.AlignC);
             CublasLtMatmulHeuristicResult result;
             int returned = 0;
             CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(_cublas.DangerousGetHandle(), desc.DangerousGetHandle(),
                 a.DangerousGetHandle(), b.DangerousGetHandle(), c.DangerousGetHandle(), c.DangerousGetHandle(),
                 preference.DangerousGetHandle(), 1, &result, &returned));
             if (returned == 0)
-                throw new NotSupportedException($"MatMul: cuBLASLt has no algorithm for [{key.M}, {key.K}] · [{key.N}, {key.K}]ᵀ in bf16 " +
-                    $"(alignments {key.AlignX}/{key.AlignW}/{key.AlignY} bytes, bias {key.Bias})");
+                throw new NotSupportedException($"cuBLASLt has no algorithm for a bf16 matmul [{key.M}, {key.K}]{(key.TransA ? "ᵀ" : "")} · [{key.K}, {key.N}]{(key.TransB ? "ᵀ" : "")} " +
+                    $"→ {key.OutputType} (alignments {key.AlignA}/{key.AlignB}/{key.AlignC} bytes, bias {key.Bias})");
             var plan = new MatMulPlan { Desc = desc, A = a, B = b, C = c, Algo = result.Algo, WorkspaceBytes = (long)result.WorkspaceSize };
             _plans.Add(key, plan);
             return plan;
@@ -122,4 +159,11 @@ internal sealed unsafe partial class CudaBackend
         }
     }
 
+    /// <summary>Sets the [m, n] block of a Gemm output (row stride RowStride) to a value.</summary>
+    private void FillRows(GemmOutput c, int m, int n, float value)
+    {
+        // TODO(training ops): a strided fill kernel; until then only whole contiguous outputs
+        if (c.RowStride != n) throw new NotSupportedException("FillRows: strided outputs are not supported yet");
+        throw new NotSupportedException("FillRows: comes with the fill kernel of the training ops");
+    }
 }

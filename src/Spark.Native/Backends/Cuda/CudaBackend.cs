@@ -56,7 +56,7 @@ internal sealed unsafe partial class CudaBackend : IBackend
     private readonly Dictionary<string, CudaFunction> _functions = new(StringComparer.Ordinal);
     private readonly CublasLtHandle _cublas;
     private readonly CudaMemoryHandle _workspace;
-    private readonly Dictionary<MatMulKey, MatMulPlan> _plans = [];
+    private readonly Dictionary<GemmKey, MatMulPlan> _plans = [];
     private CudaMemoryHandle? _intScratch;
     private long _intScratchCount;
     private int _attentionSharedLimit = DefaultDynamicSharedMemory;
