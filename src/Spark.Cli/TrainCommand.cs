@@ -42,10 +42,16 @@ internal static class TrainCommand
         var skipBad = new Option<bool>("--skip-bad-lines") { Description = "Skip unreadable JSONL lines (counted) instead of stopping" };
         var recompute = new Option<RecomputeNorms>("--recompute-norms") { Description = "Yes: recompute RMSNorm outputs in the backward to save memory", DefaultValueFactory = _ => RecomputeNorms.No };
         var stopAfter = new Option<long?>("--stop-after-steps") { Description = "Stop after this many steps of this invocation" };
+        var device = CliApp.DeviceOption();
+        var masterWeights = new Option<MasterWeights>("--master-weights")
+        {
+            Description = "BF16 weights (cuda): Fp32 keeps an F32 master copy; StochasticRounding updates them in place with stochastic rounding",
+            DefaultValueFactory = _ => MasterWeights.Fp32,
+        };
         var command = new Command("sft", "Supervised fine-tuning on prompt/completion or chat data (completion-only loss)")
         {
             model, data, output, promptField, completionField, messagesField, lr, epochs, batch, accum, maxLength, overlong, seed,
-            schedule, warmup, weightDecay, beta1, beta2, adamEps, maxGradNorm, saveEvery, resume, skipBad, recompute, stopAfter,
+            schedule, warmup, weightDecay, beta1, beta2, adamEps, maxGradNorm, saveEvery, resume, skipBad, recompute, stopAfter, device, masterWeights,
         };
         command.SetAction(parse =>
         {
@@ -78,8 +84,9 @@ internal static class TrainCommand
                 SaveEvery = parse.GetValue(saveEvery),
                 StopAfterSteps = parse.GetValue(stopAfter),
                 RecomputeNorms = parse.GetValue(recompute),
+                MasterWeights = parse.GetValue(masterWeights),
             };
-            using var m = SparkModel.Load(resumeDir ?? source);
+            using var m = SparkModel.Load(resumeDir ?? source, new ModelLoadOptions { Device = parse.GetValue(device) });
             var last = SftTrainer.Train(m, dataset, options, parse.GetRequiredValue(output), source, resumeDir, p =>
                 Console.Error.WriteLine($"step {p.Step}/{p.TotalSteps}  epoch {p.Epoch}  loss {p.Loss:F4}  lr {p.LearningRate:E2}  " +
                     $"grad-norm {p.GradNorm:F3}  {p.TokensPerSecond:F0} tok/s  ETA {TimeSpan.FromSeconds(Math.Round(p.EtaSeconds)):c}" +

@@ -250,8 +250,7 @@ public sealed class SparkModel : IDisposable
     public GradientResult LossAndGradients(IReadOnlyList<IReadOnlyList<int>> sequences)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (!_backend.Supports(OpKind.MatMulBackward))
-            throw new SparkException($"training on the {_backend.Name} backend is not available yet; use the cpu device");
+        Training.TrainingSupport.Require(_backend);
         if (sequences.Count == 0) throw new SparkException("gradients need at least one sequence");
         for (int i = 0; i < sequences.Count; i++)
         {

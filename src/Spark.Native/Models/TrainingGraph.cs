@@ -24,9 +24,10 @@ internal sealed class TrainingGraph : IDisposable
 {
     private readonly Transformer _model;
     private readonly IBackend _b;
-    private readonly Tensor _arena;
+    private readonly Tensor _arena;   // activations and their gradients, in the backend's activation type
+    private readonly Tensor _losses;  // [R] F32
     private readonly Layer[] _layers;
-    private readonly Tensor _final, _finalNormed, _logits, _losses;                 // [R,H] [R,H] [R,V] [R]
+    private readonly Tensor _final, _finalNormed, _logits;                          // [R,H] [R,H] [R,V]
     private readonly Tensor _dx, _dNormed, _dAttention, _dQ, _dK, _dV, _dHidden, _dGate, _dUp; // gradients of activations
 
     /// <summary>Saved activations of one layer.</summary>
@@ -48,8 +49,15 @@ internal sealed class TrainingGraph : IDisposable
             throw new SparkException($"a training batch of {r} tokens × vocabulary {c.VocabSize} needs {(long)r * c.VocabSize:N0} logits, more than one buffer holds ({Array.MaxLength:N0}); use a smaller --batch-size or --max-length");
         bool keepNorms = recompute == ActivationRecompute.Nothing;
         long perLayer = (long)r * (h * (keepNorms ? 4 : 2) + q * 2 + kv * 2 + im * 3);
-        long total = perLayer * c.LayerCount + (long)r * (h * 2 + c.VocabSize + 1) + (long)r * (h * 3 + q * 2 + kv * 2 + im * 3);
-        _arena = _b.Allocate(DType.F32, checked((int)((total + 1023) / 1024)), 1024);
+        long total = perLayer * c.LayerCount + (long)r * (h * 2 + c.VocabSize) + (long)r * (h * 3 + q * 2 + kv * 2 + im * 3);
+        var dtype = _b.ActivationDType;
+        _arena = _b.Allocate(dtype, checked((int)((total + 1023) / 1024)), 1024);
+        try { _losses = _b.Allocate(DType.F32, r); }
+        catch
+        {
+            _arena.Dispose();
+            throw;
+        }
         long offset = 0;
         Tensor Take(params int[] shape)
         {
@@ -63,10 +71,10 @@ internal sealed class TrainingGraph : IDisposable
         for (int l = 0; l < c.LayerCount; l++)
             _layers[l] = new Layer(Take(r, h), Norm(), Take(r, q), Take(r, kv), Take(r, kv), Take(r, q), Take(r, h),
                 Norm(), Take(r, im), Take(r, im), Take(r, im));
-        (_final, _finalNormed, _logits, _losses) = (Take(r, h), Take(r, h), Take(r, c.VocabSize), Take(r));
+        (_final, _finalNormed, _logits) = (Take(r, h), Take(r, h), Take(r, c.VocabSize));
         (_dx, _dNormed, _dAttention, _dQ, _dK, _dV, _dHidden, _dGate, _dUp) =
             (Take(r, h), Take(r, h), Take(r, q), Take(r, q), Take(r, kv), Take(r, kv), Take(r, im), Take(r, im), Take(r, im));
-        ActivationBytes = total * sizeof(float);
+        ActivationBytes = total * IO.DTypes.SizeOf(dtype) + (long)r * sizeof(float);
     }
 
     /// <summary>Most rows (tokens) one call can take.</summary>
@@ -203,5 +211,9 @@ internal sealed class TrainingGraph : IDisposable
         return spans;
     }
 
-    public void Dispose() => _arena.Dispose();
+    public void Dispose()
+    {
+        _arena.Dispose();
+        _losses.Dispose();
+    }
 }

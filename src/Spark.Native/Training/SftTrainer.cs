@@ -15,6 +15,21 @@ public enum RecomputeNorms
     Yes,
 }
 
+/// <summary>
+/// How the optimizer keeps weights that the backend stores narrower than F32 (BF16 on CUDA). Without effect on the CPU,
+/// whose weights are F32.
+/// </summary>
+public enum MasterWeights
+{
+    /// <summary>An F32 master copy (4 more bytes per parameter) is updated and rounded to the stored type: exact resume.</summary>
+    Fp32,
+    /// <summary>
+    /// No master copy: the update is computed in fp32 from the stored value and rounded stochastically, so updates
+    /// smaller than half a bf16 ulp are kept on average (saves the master's memory).
+    /// </summary>
+    StochasticRounding,
+}
+
 /// <summary>Settings of a supervised fine-tuning run.</summary>
 public sealed record SftOptions
 {
@@ -40,6 +55,8 @@ public sealed record SftOptions
     public RecomputeNorms RecomputeNorms { get; init; } = RecomputeNorms.No;
     /// <summary>Stop after this many optimizer steps in this call (null: run to the end); for interrupting a run.</summary>
     public long? StopAfterSteps { get; init; }
+    /// <summary>How narrow (BF16) weights are updated; see <see cref="Training.MasterWeights"/>.</summary>
+    public MasterWeights MasterWeights { get; init; } = MasterWeights.Fp32;
 
     internal void Validate()
     {
@@ -86,11 +103,13 @@ public static class SftTrainer
     {
         options.Validate();
         var backend = model.Backend;
-        if (!backend.Supports(Backends.OpKind.MatMulBackward))
-            throw new SparkException($"training on the {backend.Name} backend is not available yet; use the cpu device");
+        TrainingSupport.Require(backend);
         var layout = model.Parameters.Layout;
         ValidateAgainstModel(data, model.Config);
-        using var state = resumeState is null ? new TrainingState(backend, layout, options.Optimizer) : TrainingState.Load(resumeState, backend, layout);
+        bool master = model.Parameters.Buffer.DType != DType.F32 && options.MasterWeights == MasterWeights.Fp32;
+        using var state = resumeState is null
+            ? new TrainingState(backend, layout, options.Optimizer, master ? model.Parameters : null)
+            : TrainingState.Load(resumeState, backend, layout, needsMaster: master);
         string fingerprint = Fingerprint(data, options);
         if (resumeState is null)
         {
@@ -153,8 +172,9 @@ public static class SftTrainer
                 foreach (var entry in layout.Entries)
                 {
                     float decay = WeightDecayPolicy.AppliesTo(entry.Name) ? (float)o.WeightDecay : 0f;
-                    backend.AdamW(model.Parameters[entry.Name], null, gradients[entry.Name], state.FirstMoment[entry.Name], state.SecondMoment[entry.Name],
-                        new AdamWStep((float)lr, (float)o.Beta1, (float)o.Beta2, (float)o.Epsilon, decay, checked((int)(state.OptimizerStep + 1)), clip));
+                    backend.AdamW(model.Parameters[entry.Name], state.Master?[entry.Name], gradients[entry.Name], state.FirstMoment[entry.Name],
+                        state.SecondMoment[entry.Name], new AdamWStep((float)lr, (float)o.Beta1, (float)o.Beta2, (float)o.Epsilon, decay,
+                            checked((int)(state.OptimizerStep + 1)), clip, Seed: StochasticSeed(options.Seed, entry.Name)));
                 }
                 state.OptimizerStep++;
             }
@@ -184,6 +204,14 @@ public static class SftTrainer
                 SaveCheckpoint(model, state, Path.Combine(outputDirectory, done ? FinalCheckpoint : $"checkpoint-{state.Step}"), sourceDirectory);
         }
         return last;
+    }
+
+    /// <summary>Random bits of one parameter's stochastic rounding: the run's seed and the name (the kernel adds step and index).</summary>
+    private static uint StochasticSeed(ulong seed, string name)
+    {
+        uint h = 2166136261u; // FNV-1a over the name, then the seed mixed in
+        foreach (char c in name) h = (h ^ c) * 16777619u;
+        return h ^ (uint)seed ^ (uint)(seed >> 32);
     }
 
     private static readonly JsonSerializerOptions MetricsJson = new()

@@ -10,7 +10,10 @@ namespace Spark.Native.Training;
 /// What a run needs to resume besides the weights: counters, the data position, the RNG state, the optimizer
 /// settings and the AdamW moments (two F32 arenas mirroring the parameter layout; zero when fresh).
 /// Saved as <c>training_state.safetensors</c> (tensors <c>exp_avg.&lt;hf name&gt;</c> and
-/// <c>exp_avg_sq.&lt;hf name&gt;</c>, F32, parameter shapes) plus <c>training_state.json</c> (scalars).
+/// <c>exp_avg_sq.&lt;hf name&gt;</c>, F32, parameter shapes) plus <c>training_state.json</c> (scalars). When the
+/// model's weights are stored in a narrower type than F32 (BF16 on CUDA), the state can also hold F32 master weights
+/// (<c>master.&lt;hf name&gt;</c>) that the optimizer updates; the exported checkpoint then carries their rounding, and a
+/// resume continues from the exact master values.
 /// </summary>
 internal sealed class TrainingState : IDisposable
 {
@@ -18,22 +21,40 @@ internal sealed class TrainingState : IDisposable
     public const string JsonFileName = "training_state.json";
     public const string FirstMomentPrefix = "exp_avg.";
     public const string SecondMomentPrefix = "exp_avg_sq.";
+    public const string MasterPrefix = "master.";
     private const string Format = "spark-training-state";
     private const int Version = 1;
 
     private readonly IBackend _backend;
 
-    public TrainingState(IBackend backend, ParameterLayout layout, OptimizerSettings settings)
+    /// <summary>
+    /// Fresh state: zero moments, and with <paramref name="masterFrom"/> an F32 master copy of those weights (read
+    /// back from the backend, exact).
+    /// </summary>
+    public TrainingState(IBackend backend, ParameterLayout layout, OptimizerSettings settings, ParameterArena? masterFrom = null)
     {
         settings.Validate();
         _backend = backend;
         Layout = layout;
         Settings = settings;
         FirstMoment = new ParameterArena(backend, layout);
-        try { SecondMoment = new ParameterArena(backend, layout); }
+        try
+        {
+            SecondMoment = new ParameterArena(backend, layout);
+            if (masterFrom is not null)
+            {
+                Master = new ParameterArena(backend, layout);
+                foreach (var e in layout.Entries)
+                {
+                    var values = new float[e.Length];
+                    backend.Download(values, masterFrom[e.Name]);
+                    backend.Upload(Master[e.Name], values);
+                }
+            }
+        }
         catch
         {
-            FirstMoment.Dispose();
+            Dispose();
             throw;
         }
     }
@@ -55,7 +76,9 @@ internal sealed class TrainingState : IDisposable
     /// <summary>AdamW m, one view per parameter.</summary>
     public ParameterArena FirstMoment { get; }
     /// <summary>AdamW v, one view per parameter.</summary>
-    public ParameterArena SecondMoment { get; }
+    public ParameterArena SecondMoment { get; } = null!;
+    /// <summary>F32 master weights the optimizer updates, when the model stores narrower ones; otherwise null.</summary>
+    public ParameterArena? Master { get; private set; }
 
     /// <summary>
     /// Writes both files into <paramref name="directory"/> (created if needed), each atomically (temporary file, then
@@ -66,15 +89,17 @@ internal sealed class TrainingState : IDisposable
     {
         Directory.CreateDirectory(directory);
         var entries = Layout.Entries;
-        var headers = new List<SafeTensorHeaderEntry>(2 * entries.Count);
-        foreach (string prefix in (string[])[FirstMomentPrefix, SecondMomentPrefix])
+        var arenas = Master is null ? [FirstMoment, SecondMoment] : new[] { FirstMoment, SecondMoment, Master };
+        string[] prefixes = [FirstMomentPrefix, SecondMomentPrefix, MasterPrefix];
+        var headers = new List<SafeTensorHeaderEntry>(arenas.Length * entries.Count);
+        for (int a = 0; a < arenas.Length; a++)
             foreach (var e in entries)
-                headers.Add(new SafeTensorHeaderEntry(prefix + e.Name, DType.F32, e.Shape.Select(d => (long)d).ToArray()));
+                headers.Add(new SafeTensorHeaderEntry(prefixes[a] + e.Name, DType.F32, e.Shape.Select(d => (long)d).ToArray()));
         var metadata = new Dictionary<string, string> { ["step"] = Step.ToString(CultureInfo.InvariantCulture) };
         SafeTensorsWriter.WriteStreaming(Path.Combine(directory, TensorFileName), headers, i =>
         {
             var e = entries[i % entries.Count];
-            var arena = i < entries.Count ? FirstMoment : SecondMoment;
+            var arena = arenas[i / entries.Count];
             var values = new float[e.Length];
             _backend.Download(values, arena[e.Name]);
             return SafeTensorWriteEntry.FromF32(headers[i].Name, headers[i].Shape, values).Data;
@@ -86,9 +111,10 @@ internal sealed class TrainingState : IDisposable
     /// <summary>
     /// Reads a state saved by <see cref="Save"/> for a model of <paramref name="layout"/>. Every parameter must have
     /// both moments, F32, in its shape, and nothing else may be there; errors are <see cref="SparkException"/>s
-    /// naming the file and tensor.
+    /// naming the file and tensor. Master weights are loaded when the file has them, and required when
+    /// <paramref name="needsMaster"/> (the model stores narrower weights and trains with a master copy).
     /// </summary>
-    public static TrainingState Load(string directory, IBackend backend, ParameterLayout layout)
+    public static TrainingState Load(string directory, IBackend backend, ParameterLayout layout, bool needsMaster = false)
     {
         string jsonPath = Path.Combine(directory, JsonFileName);
         string tensorPath = Path.Combine(directory, TensorFileName);
@@ -105,6 +131,9 @@ internal sealed class TrainingState : IDisposable
             if (savedStep != scalars.Step.ToString(CultureInfo.InvariantCulture))
                 throw new SparkException($"{tensorPath}: holds the moments of step {savedStep} but {JsonFileName} is at step {scalars.Step}; the save was interrupted");
             Validate(file, layout);
+            bool hasMaster = layout.Entries.Count > 0 && file.TryGet(MasterPrefix + layout.Entries[0].Name, out _);
+            if (needsMaster && !hasMaster)
+                throw new SparkException($"{tensorPath}: has no master weights ('{MasterPrefix}<name>'); it was saved by a run without them (another device or --master-weights setting)");
 
             var state = new TrainingState(backend, layout, scalars.Settings)
             {
@@ -113,10 +142,12 @@ internal sealed class TrainingState : IDisposable
             };
             try
             {
+                if (needsMaster) state.Master = new ParameterArena(backend, layout);
                 foreach (var e in layout.Entries)
                 {
                     backend.Upload(state.FirstMoment[e.Name], file.ReadF32(FirstMomentPrefix + e.Name));
                     backend.Upload(state.SecondMoment[e.Name], file.ReadF32(SecondMomentPrefix + e.Name));
+                    if (state.Master is not null) backend.Upload(state.Master[e.Name], file.ReadF32(MasterPrefix + e.Name));
                 }
                 return state;
             }
@@ -130,8 +161,9 @@ internal sealed class TrainingState : IDisposable
 
     public void Dispose()
     {
-        FirstMoment.Dispose();
-        SecondMoment.Dispose();
+        FirstMoment?.Dispose();
+        SecondMoment?.Dispose();
+        Master?.Dispose();
     }
 
     private static void Validate(SafeTensorsFile file, ParameterLayout layout)
@@ -140,19 +172,21 @@ internal sealed class TrainingState : IDisposable
         {
             string? parameter = t.Name.StartsWith(SecondMomentPrefix, StringComparison.Ordinal) ? t.Name[SecondMomentPrefix.Length..]
                 : t.Name.StartsWith(FirstMomentPrefix, StringComparison.Ordinal) ? t.Name[FirstMomentPrefix.Length..]
+                : t.Name.StartsWith(MasterPrefix, StringComparison.Ordinal) ? t.Name[MasterPrefix.Length..]
                 : null;
             if (parameter is null)
-                throw new SparkException($"{file.Path}: tensor '{t.Name}' is not an optimizer moment (expected '{FirstMomentPrefix}<name>' or '{SecondMomentPrefix}<name>')");
+                throw new SparkException($"{file.Path}: tensor '{t.Name}' is not optimizer state (expected '{FirstMomentPrefix}<name>', '{SecondMomentPrefix}<name>' or '{MasterPrefix}<name>')");
             if (!layout.TryGet(parameter, out var entry))
                 throw new SparkException($"{file.Path}: tensor '{t.Name}' belongs to parameter '{parameter}', which the model does not have");
             if (t.DType != DType.F32)
-                throw new SparkException($"{file.Path}: tensor '{t.Name}' is {DTypes.Name(t.DType)}; optimizer moments are F32");
+                throw new SparkException($"{file.Path}: tensor '{t.Name}' is {DTypes.Name(t.DType)}; optimizer state is F32");
             if (!t.Shape.SequenceEqual(entry.Shape.Select(d => (long)d)))
                 throw new SparkException(
                     $"{file.Path}: tensor '{t.Name}' has shape {SafeTensorInfo.FormatShape(t.Shape)} but parameter '{entry.Name}' has {SafeTensorInfo.FormatShape(entry.Shape.Select(d => (long)d).ToArray())}");
         }
+        bool anyMaster = file.Tensors.Any(t => t.Name.StartsWith(MasterPrefix, StringComparison.Ordinal));
         foreach (var e in layout.Entries)
-            foreach (string prefix in (string[])[FirstMomentPrefix, SecondMomentPrefix])
+            foreach (string prefix in anyMaster ? [FirstMomentPrefix, SecondMomentPrefix, MasterPrefix] : (string[])[FirstMomentPrefix, SecondMomentPrefix])
                 if (!file.TryGet(prefix + e.Name, out _))
                     throw new SparkException($"{file.Path}: tensor '{prefix + e.Name}' is missing");
     }

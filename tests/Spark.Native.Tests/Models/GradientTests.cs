@@ -46,13 +46,26 @@ public class GradientTests
     }
 
     [Theory]
-    [InlineData("qwen2-tiny")]
-    [InlineData("llama-tiny")]
-    public void LossAndGradientsMatchTheGoldenReference(string name)
+    [InlineData("qwen2-tiny", Device.Cpu)]
+    [InlineData("llama-tiny", Device.Cpu)]
+    [InlineData("qwen2-tiny", Device.Cuda)]
+    [InlineData("llama-tiny", Device.Cuda)]
+    public void LossAndGradientsMatchTheGoldenReference(string name, Device device)
     {
         Assert.SkipWhen(TestPaths.SharedGoldenDir is null, "../shared (golden references) is not present beside this clone");
+        if (device == Device.Cuda)
+        {
+            bool available = Native.Backends.Cuda.CudaBackend.TryCreate(out var probe, out string reason);
+            probe?.Dispose();
+            Assert.SkipUnless(available, $"no CUDA: {reason}");
+        }
+        // F32 on the CPU: 1e-4 as the golden README asks. On CUDA weights, activations and activation gradients are
+        // bf16 (2^-9 relative rounding per stored value) while parameter gradients accumulate in F32: the loss is a
+        // mean over many tokens (errors average out: 1e-2), each gradient tensor collects a bf16-rounded chain through
+        // every layer above it (5e-2; an indexing or formula bug gives errors of order 1).
+        (double lossTolerance, double gradTolerance) = device == Device.Cpu ? (1e-4, 1e-4) : (1e-2, 5e-2);
         string dir = Path.Combine(TestPaths.SharedGoldenDir!, "golden", name);
-        using var model = SparkModel.Load(dir);
+        using var model = SparkModel.Load(dir, new ModelLoadOptions { Device = device });
         using var expected = SafeTensorsFile.Open(Path.Combine(dir, "expected.safetensors"));
         var batchIds = expected.ReadI64("batch_ids");
         var shape = expected["batch_ids"].Shape;
@@ -61,14 +74,14 @@ public class GradientTests
 
         var result = model.LossAndGradients(batch);
         float loss = expected.ReadF32("loss")[0];
-        Assert.True(Math.Abs(result.Loss - loss) <= 1e-4 * Math.Abs(loss), $"loss {result.Loss} vs {loss}");
+        Assert.True(Math.Abs(result.Loss - loss) <= lossTolerance * Math.Abs(loss), $"{device}: loss {result.Loss} vs {loss}");
         int checkedCount = 0;
         foreach (var info in expected.Tensors.Where(i => i.Name.StartsWith("grad.", StringComparison.Ordinal)))
         {
             string weight = info.Name["grad.".Length..];
             Assert.True(result.Gradients.ContainsKey(weight), $"no gradient for {weight}");
             double err = Numerics.RelativeError(result.Gradients[weight], expected.ReadF32(info.Name));
-            Assert.True(err < 1e-4, $"{name} {weight}: relative error {err:E2}");
+            Assert.True(err < gradTolerance, $"{name} on {device}, {weight}: relative error {err:E2}");
             checkedCount++;
         }
         Assert.Equal(result.Gradients.Count, checkedCount);
