@@ -29,6 +29,34 @@ public class TrainingStateTests
     }
 
     [Fact]
+    public void MasterWeightsAreCopiedSavedAndRequiredOnResume()
+    {
+        using var backend = new CpuBackend();
+        var layout = Layout(new TinySpec { Tied = true });
+        var settings = new OptimizerSettings { LearningRate = 1e-4 };
+        using var weights = new ParameterArena(backend, layout);
+        var rng = new Random(7);
+        foreach (var e in layout.Entries)
+            backend.Upload(weights[e.Name], Enumerable.Range(0, (int)e.Length).Select(_ => (float)rng.NextDouble()).ToArray());
+        using var dir = new TempDir();
+        using (var state = new TrainingState(backend, layout, settings, masterFrom: weights) { Step = 3 })
+        {
+            Assert.NotNull(state.Master);
+            foreach (var e in layout.Entries) Assert.Equal(Read(backend, weights, e.Name), Read(backend, state.Master!, e.Name));
+            state.Save(dir.Path);
+        }
+        using (var loaded = TrainingState.Load(dir.Path, backend, layout, needsMaster: true))
+            foreach (var e in layout.Entries) Assert.Equal(Read(backend, weights, e.Name), Read(backend, loaded.Master!, e.Name));
+        using (var withoutMaster = TrainingState.Load(dir.Path, backend, layout))
+            Assert.Null(withoutMaster.Master); // a run that keeps no master copy ignores it
+
+        using var plain = new TempDir();
+        using (var state = new TrainingState(backend, layout, settings)) state.Save(plain.Path);
+        var e2 = Assert.Throws<SparkException>(() => TrainingState.Load(plain.Path, backend, layout, needsMaster: true));
+        Assert.Contains("training_state.safetensors: has no master weights", e2.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void SaveLoadRoundTrip()
     {
         using var backend = new CpuBackend();
