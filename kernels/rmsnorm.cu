@@ -1,5 +1,6 @@
 // RMSNorm, fused with the residual add that precedes it in every decoder layer.
-// Dimensions: T rows, H hidden. Activations bf16, statistics and gradients fp32.
+// Dimensions: T rows, H hidden, P row partitions of the backward. Activations, weights and activation gradients bf16;
+// statistics and the weight gradient fp32.
 #include "common.cuh"
 
 // residual[t] += delta[t] (when delta is not null); out[t] = residual[t] · rstd[t] · weight, rstd = rsqrt(mean(r²) + eps).
@@ -27,35 +28,38 @@ extern "C" __global__ void rmsnorm_forward(bf16* __restrict__ out, float* __rest
         out[base + i] = float_to_bf16(bf16_to_float(residual[base + i]) * s * bf16_to_float(weight[i]));
 }
 
-// y = x·s·w with s = rsqrt(mean(x²) + eps): dx += s·(w·dy) − x·s³·mean(w·dy·x); dw is written per row into
-// weightGradRows [T, H] (fp32) and reduced over rows by rmsnorm_weight_grad, so the sum order is fixed.
-// grid (T), block (256).
-extern "C" __global__ void rmsnorm_backward(float* __restrict__ inputGrad, float* __restrict__ weightGradRows,
-                                           const float* __restrict__ outGrad, const bf16* __restrict__ input,
-                                           const bf16* __restrict__ weight, const float* __restrict__ rstd, int hidden)
+// Backward of y = x·s·w, s = rsqrt(mean(x²) + eps) recomputed here (the op gets no saved statistics):
+// dx += s·(w·dy) − x·s³·mean(w·dy·x) (bf16, read-add-round-write), and dw = Σ_t dy·x·s split over P row partitions:
+// block p takes rows p, p + P, p + 2P, … in increasing order and writes its column sums to partials[p, :] (fp32,
+// [P, H]); column_sums_add (reduce.cu) then adds the P partials to the weight gradient in order. Every sum has a fixed
+// order for a given shape, and no two threads write the same element: deterministic without atomics.
+// grid (P ≤ T), block (256).
+extern "C" __global__ void __launch_bounds__(256) rmsnorm_backward(bf16* __restrict__ inputGrad, float* __restrict__ partials,
+    const bf16* __restrict__ outGrad, const bf16* __restrict__ input, const bf16* __restrict__ weight, int rows, int hidden,
+    float eps)
 {
     __shared__ float scratch[32];
-    long long base = (long long)blockIdx.x * hidden;
-    float s = rstd[blockIdx.x];
-    float dot = 0.0f;
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x)
-        dot += bf16_to_float(weight[i]) * outGrad[base + i] * bf16_to_float(input[base + i]);
-    float mean = block_sum(dot, scratch) / hidden;
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x)
+    float* partial = partials + (long long)blockIdx.x * hidden;
+    // each thread owns the columns i ≡ threadIdx.x (mod blockDim.x) of its partition's row: no sync needed
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) partial[i] = 0.0f;
+    for (int r = blockIdx.x; r < rows; r += gridDim.x) // uniform over the block: every thread reaches block_sum
     {
-        float x = bf16_to_float(input[base + i]), dy = outGrad[base + i];
-        inputGrad[base + i] += s * bf16_to_float(weight[i]) * dy - x * s * s * s * mean;
-        weightGradRows[base + i] = dy * x * s;
+        long long base = (long long)r * hidden;
+        float squares = 0.0f, dot = 0.0f;
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x)
+        {
+            float x = bf16_to_float(input[base + i]);
+            squares += x * x;
+            dot += bf16_to_float(weight[i]) * bf16_to_float(outGrad[base + i]) * x;
+        }
+        float s = rsqrtf(block_sum(squares, scratch) / hidden + eps);
+        float c = block_sum(dot, scratch) / hidden * s * s * s;
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x)
+        {
+            float x = bf16_to_float(input[base + i]), dy = bf16_to_float(outGrad[base + i]);
+            float dx = bf16_to_float(inputGrad[base + i]) + s * bf16_to_float(weight[i]) * dy - x * c;
+            inputGrad[base + i] = float_to_bf16(dx);
+            partial[i] += dy * x * s;
+        }
     }
-}
-
-// weightGrad[c] += Σ_t weightGradRows[t, c], t in increasing order. grid (ceil(H / blockDim.x)).
-extern "C" __global__ void rmsnorm_weight_grad(float* __restrict__ weightGrad, const float* __restrict__ weightGradRows,
-                                              int rows, int hidden)
-{
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= hidden) return;
-    float sum = 0.0f;
-    for (int t = 0; t < rows; t++) sum += weightGradRows[(long long)t * hidden + c];
-    weightGrad[c] += sum;
 }

@@ -159,11 +159,6 @@ internal sealed unsafe partial class CudaBackend
         }
     }
 
-    /// <summary>Sets the [m, n] block of a Gemm output (row stride RowStride) to a value.</summary>
-    private void FillRows(GemmOutput c, int m, int n, float value)
-    {
-        // TODO(training ops): a strided fill kernel; until then only whole contiguous outputs
-        if (c.RowStride != n) throw new NotSupportedException("FillRows: strided outputs are not supported yet");
-        throw new NotSupportedException("FillRows: comes with the fill kernel of the training ops");
-    }
+    /// <summary>Sets the [m, n] block of a Gemm output (row stride RowStride elements) to a value.</summary>
+    private void FillRows(GemmOutput c, int m, int n, float value) => FillStrided(c.Pointer, c.DType, m, n, c.RowStride, value);
 }

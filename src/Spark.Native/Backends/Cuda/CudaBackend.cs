@@ -16,10 +16,10 @@ namespace Spark.Native.Backends.Cuda;
 /// <summary>
 /// The first GPU backend: one device, the legacy default stream (every launch and copy is ordered after the previous
 /// one, and the synchronous copies wait for the kernels before them), kernels from <c>kernels/*.cu</c> compiled by
-/// NVRTC for the device's arch and loaded once, matmuls through cuBLASLt. Forward ops only: the training ops throw
+/// NVRTC for the device's arch and loaded once, matmuls through cuBLASLt. Ops not implemented yet throw
 /// <see cref="NotSupportedException"/> and <see cref="Supports"/> says false for them. Not thread-safe (one caller at
-/// a time, like the model that drives it). Written without a GPU: <c>CudaBackendOpsTests</c> checks it against the
-/// CPU reference on a machine that has one.
+/// a time, like the model that drives it). Written without a GPU: <c>CudaBackendOpsTests</c> and
+/// <c>CudaBackendGradientTests</c> check it against the CPU reference on a machine that has one.
 /// </summary>
 internal sealed unsafe partial class CudaBackend : IBackend
 {
@@ -35,7 +35,7 @@ internal sealed unsafe partial class CudaBackend : IBackend
         ("rmsnorm.cu", ["rmsnorm_forward"]),
         ("rope.cu", ["rope_forward"]),
         ("swiglu.cu", ["swiglu_forward"]),
-        ("elementwise.cu", ["add_bf16"]),
+        ("elementwise.cu", ["add_bf16", "convert_f32_to_bf16", "convert_bf16_to_f32"]),
         ("softmax.cu", ["softmax_forward", "log_softmax_forward"]),
     ];
 
@@ -45,7 +45,7 @@ internal sealed unsafe partial class CudaBackend : IBackend
     ];
 
     /// <summary>The kernel files this backend loads, and the entry points it takes from them.</summary>
-    private static (string File, string[] Functions)[] KernelFiles =>
+    internal static (string File, string[] Functions)[] KernelFiles =>
         [.. CoreKernels, .. MatMulKernels, .. AttentionKernels, .. TrainingKernels, .. LogProbKernels, .. SamplingKernels];
 
     private static readonly HashSet<OpKind> SupportedOps =
@@ -67,12 +67,13 @@ internal sealed unsafe partial class CudaBackend : IBackend
         _device = device;
         try
         {
-            foreach (var (file, functions) in KernelFiles)
+            // a file several op families take entry points from is compiled and loaded once
+            foreach (var file in KernelFiles.GroupBy(k => k.File, StringComparer.Ordinal))
             {
-                var compiled = compiler.Compile(file, device.ComputeCapability);
+                var compiled = compiler.Compile(file.Key, device.ComputeCapability);
                 var module = device.LoadModule(compiled.Cubin);
                 _modules.Add(module);
-                foreach (string f in functions) _functions[f] = device.GetFunction(module, f);
+                foreach (string f in file.SelectMany(k => k.Functions)) _functions[f] = device.GetFunction(module, f);
             }
             device.MakeCurrent();
             _cublas = CublasLt.Create();
@@ -240,23 +241,8 @@ internal sealed unsafe partial class CudaBackend : IBackend
             (IntPtr)(&o), (IntPtr)(&rstd), (IntPtr)(&x), (IntPtr)(&delta), (IntPtr)(&w), (IntPtr)(&h), (IntPtr)(&eps));
     }
 
-    public void Rope(Tensor x, ReadOnlySpan<int> positions, Tensor inverseFrequencies, int headDim)
-    {
-        ulong data = Activation(x, nameof(Rope), nameof(x));
-        ulong inv = Pointer(inverseFrequencies, DType.F32, nameof(Rope), nameof(inverseFrequencies), "expects F32 inverse frequencies");
-        Check.Rank(x, 2, nameof(x));
-        int rows = x.Shape[0], width = x.Shape[1], half = headDim / 2;
-        if (headDim <= 0 || headDim % 2 != 0 || width % headDim != 0)
-            throw new ArgumentException($"Rope: width {width} is not a whole number of heads of even size {headDim}");
-        Check.Shape(inverseFrequencies, nameof(inverseFrequencies), half);
-        if (positions.Length != rows) throw new ArgumentException($"Rope: {positions.Length} positions for {rows} rows");
-        if (half > 1024) throw new NotSupportedException($"Rope: head dim {headDim} is over the kernel's 2048 (one thread per pair)");
-        int heads = width / headDim;
-        if (rows == 0 || heads == 0) return;
-        ulong pos = UploadInts(positions);
-        Launch("rope_forward", ((uint)rows, (uint)heads, 1), (uint)half, 0,
-            (IntPtr)(&data), (IntPtr)(&pos), (IntPtr)(&inv), (IntPtr)(&heads), (IntPtr)(&headDim));
-    }
+    public void Rope(Tensor x, ReadOnlySpan<int> positions, Tensor inverseFrequencies, int headDim) =>
+        RotateHalf(nameof(Rope), "rope_forward", x, positions, inverseFrequencies, headDim);
 
     public void SwiGlu(Tensor output, Tensor gate, Tensor up)
     {
@@ -297,16 +283,31 @@ internal sealed unsafe partial class CudaBackend : IBackend
         Launch(kernel, ((uint)rows, 1, 1), Block, 0, (IntPtr)(&o), (IntPtr)(&x), (IntPtr)(&cols));
     }
 
+    /// <summary>
+    /// destination = source. Same element type: a device-to-device copy. F32 → BF16 rounds to nearest even and BF16 →
+    /// F32 is exact (a conversion kernel), so a master copy and its working weights copy into each other.
+    /// </summary>
     public void Copy(Tensor destination, Tensor source)
     {
         var d = Memory(destination, nameof(Copy), nameof(destination));
         var s = Memory(source, nameof(Copy), nameof(source));
         Check.Length(destination, source.Length, nameof(source));
-        if (destination.DType != source.DType)
-            throw new ArgumentException($"Copy: destination is {destination.DType} and source {source.DType}; the CUDA backend copies without converting", nameof(source));
-        if (source.Length == 0) return;
-        _device.MakeCurrent();
-        CudaDriver.Check(CudaDriver.cuMemcpyDtoD_v2(d.Pointer(destination.Offset), s.Pointer(source.Offset), (nuint)(source.Length * s.ElementSize)));
+        long n = source.Length;
+        if (n == 0) return;
+        ulong dst = d.Pointer(destination.Offset), src = s.Pointer(source.Offset);
+        if (destination.DType == source.DType)
+        {
+            _device.MakeCurrent();
+            CudaDriver.Check(CudaDriver.cuMemcpyDtoD_v2(dst, src, (nuint)(n * s.ElementSize)));
+            return;
+        }
+        string kernel = (destination.DType, source.DType) switch
+        {
+            (DType.BF16, DType.F32) => "convert_f32_to_bf16",
+            (DType.F32, DType.BF16) => "convert_bf16_to_f32",
+            _ => throw new ArgumentException($"Copy: no conversion from {source.DType} to {destination.DType} on the CUDA backend", nameof(source)),
+        };
+        Launch(kernel, (GridStride(n), 1, 1), Block, 0, (IntPtr)(&dst), (IntPtr)(&src), (IntPtr)(&n));
     }
 
     // ---- helpers
@@ -366,6 +367,7 @@ internal sealed unsafe partial class CudaBackend : IBackend
         foreach (var plan in _plans.Values) plan.Dispose();
         _plans.Clear();
         _intScratch?.Dispose();
+        _scratch?.Dispose();
         _workspace?.Dispose();
         _cublas?.Dispose();
         foreach (var module in _modules) module.Dispose();
