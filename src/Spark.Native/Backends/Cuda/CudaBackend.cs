@@ -366,6 +366,7 @@ internal sealed unsafe partial class CudaBackend : IBackend
         foreach (var plan in _plans.Values) plan.Dispose();
         _plans.Clear();
         _intScratch?.Dispose();
+        DisposeLogProbScratch();
         _workspace?.Dispose();
         _cublas?.Dispose();
         foreach (var module in _modules) module.Dispose();
