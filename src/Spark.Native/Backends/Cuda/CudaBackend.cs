@@ -368,6 +368,7 @@ internal sealed unsafe partial class CudaBackend : IBackend
         _plans.Clear();
         _intScratch?.Dispose();
         _scratch?.Dispose();
+        DisposeLogProbScratch();
         _workspace?.Dispose();
         _cublas?.Dispose();
         foreach (var module in _modules) module.Dispose();
