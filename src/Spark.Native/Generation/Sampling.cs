@@ -5,7 +5,11 @@ namespace Spark.Native.Generation;
 /// <see cref="TopK"/> ≤ 0 and <see cref="TopP"/> ≥ 1 switch those filters off. The random draw is
 /// <see cref="CounterRng.Uniform"/>(<see cref="Seed"/>, <see cref="Counter"/>), so a run is reproducible.
 /// </summary>
-internal readonly record struct SamplingRow(float Temperature, int TopK, float TopP, ulong Seed, ulong Counter);
+internal readonly record struct SamplingRow(float Temperature, int TopK, float TopP, ulong Seed, ulong Counter)
+{
+    /// <summary>The row's uniform draw in [0, 1): the one <see cref="SamplingRule.Sample"/> uses (and the GPU's sampler).</summary>
+    public double Uniform => CounterRng.Uniform(Seed, Counter);
+}
 
 /// <summary>A counter-based random stream: the n-th draw of a seed is a pure function of (seed, n).</summary>
 internal static class CounterRng
@@ -96,7 +100,7 @@ internal static class SamplingRule
             for (int i = 0; i < count; i++) sum += probs[i];
         }
 
-        double u = CounterRng.Uniform(row.Seed, row.Counter) * sum;
+        double u = row.Uniform * sum;
         double acc = 0;
         for (int i = 0; i < count; i++)
         {

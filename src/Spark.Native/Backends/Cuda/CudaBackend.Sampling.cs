@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 using Spark.Native.Generation;
 using Spark.Native.Interop;
 using Spark.Native.Tensors;
@@ -6,37 +7,78 @@ using Tensor = Spark.Native.Tensors.Tensor;
 
 namespace Spark.Native.Backends.Cuda;
 
-// Sampling: temperature, top-k, top-p per row.
+// Sampling: greedy or temperature, top-k, top-p per row, on the GPU (kernels/sampling.cu); only the token ids come back.
 internal sealed unsafe partial class CudaBackend
 {
-    private static (string File, string[] Functions)[] SamplingKernels => [];
+    private const uint SampleThreads = 1024;
+
+    private static (string File, string[] Functions)[] SamplingKernels => [("sampling.cu", ["sample_rows"])];
 
     private static OpKind[] SamplingOps => [OpKind.Sample];
 
+    /// <summary>The per-row settings of <c>sample_rows</c>, laid out as the kernel's <c>SampleSettings</c> (32 bytes).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct SampleSettings
+    {
+        public float Temperature;
+        public int TopK;
+        public float TopP;
+        public int Unused;
+        public double Uniform;
+        public double InverseTemperature;
+    }
+
     /// <summary>
-    /// Downloads the logits as float and draws each row with the CPU <see cref="SamplingRule"/>, so the tokens are
-    /// exactly the CPU backend's for the same stored logits. A GPU sampling kernel (no logits download) comes later.
+    /// Draws each row of logits [R, V] with <see cref="SamplingRule"/>'s rule on the GPU: the same order, ties and
+    /// boundaries, and the uniform the CPU would draw (<see cref="SamplingRow.Uniform"/>), so the tokens are the CPU
+    /// backend's for the same stored logits except when that uniform lies within rounding (about 1e-9) of a CDF
+    /// boundary. Throws, as the CPU does, when a sampled (not greedy) row holds a NaN.
     /// </summary>
     public void Sample(Span<int> tokens, Tensor logits, ReadOnlySpan<SamplingRow> rows)
     {
-        Activation(logits, nameof(Sample), nameof(logits));
+        ulong x = Activation(logits, nameof(Sample), nameof(logits));
         Check.Rank(logits, 2, nameof(logits));
         int r = logits.Shape[0], v = logits.Shape[1];
         if (tokens.Length != r || rows.Length != r)
             throw new ArgumentException($"Sample: {r} logit rows, {tokens.Length} token slots and {rows.Length} sampling rows");
-        var host = new float[logits.Length];
-        Download(host, logits);
-        float[] probs = ArrayPool<float>.Shared.Rent(Math.Max(1, v));
-        int[] order = ArrayPool<int>.Shared.Rent(Math.Max(1, v));
+        if (r == 0) return;
+        if (v == 0) throw new ArgumentException("Sample: the logit rows are empty", nameof(logits));
+
+        // one int upload: the settings of every row (8 ints each), then room for the tokens the kernel writes
+        int settingsInts = r * (sizeof(SampleSettings) / sizeof(int));
+        int[] staging = ArrayPool<int>.Shared.Rent(settingsInts + r);
         try
         {
+            var settings = MemoryMarshal.Cast<int, SampleSettings>(staging.AsSpan(0, settingsInts));
             for (int i = 0; i < r; i++)
-                tokens[i] = SamplingRule.Sample(host.AsSpan(i * v, v), rows[i], probs.AsSpan(0, v), order.AsSpan(0, v));
+            {
+                var row = rows[i];
+                if (float.IsNaN(row.Temperature)) throw new ArgumentException($"Sample: row {i} has temperature NaN", nameof(rows));
+                settings[i] = new SampleSettings
+                {
+                    Temperature = row.Temperature,
+                    TopK = row.TopK,
+                    TopP = row.TopP,
+                    Uniform = row.Uniform,
+                    InverseTemperature = 1.0 / row.Temperature,
+                };
+            }
+            staging.AsSpan(settingsInts, r).Clear();
+            ulong settingsPointer = UploadInts(staging.AsSpan(0, settingsInts + r));
+            ulong output = settingsPointer + (ulong)settingsInts * sizeof(int);
+            Launch("sample_rows", ((uint)r, 1, 1), SampleThreads, 0,
+                (IntPtr)(&output), (IntPtr)(&x), (IntPtr)(&settingsPointer), (IntPtr)(&v));
+            _device.MakeCurrent();
+            fixed (int* p = tokens) CudaDriver.Check(CudaDriver.cuMemcpyDtoH_v2(p, output, (nuint)(r * sizeof(int))));
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(probs);
-            ArrayPool<int>.Shared.Return(order);
+            ArrayPool<int>.Shared.Return(staging);
+        }
+        for (int i = 0; i < r; i++)
+        {
+            if (tokens[i] == -1) throw new InvalidOperationException("logits contain NaN; cannot sample");
+            if ((uint)tokens[i] >= (uint)v) throw new InvalidOperationException($"Sample: sample_rows returned token {tokens[i]} for row {i} (vocabulary {v}); this is a kernel bug");
         }
     }
 }
