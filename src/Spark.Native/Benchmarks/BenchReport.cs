@@ -55,12 +55,14 @@ public sealed record Ceilings(double? CopyGbps, double? GemmTflops, string CopyM
 /// One kernel's result. <c>Status</c> is ok, error (the op threw: <c>Error</c> says why; typically NotSupported while a
 /// kernel is being written) or skipped (the run's time budget was spent). Achieved rates use the case's own FLOP and
 /// byte models; <c>FractionOfCeiling</c> divides by the measured GEMM TFLOP/s (compute-bound) or copy GB/s (memory-bound).
-/// <c>RetainedBytes</c>: device memory the op kept after its first call (cuMemGetInfo before and after; allocations made
-/// and freed inside one call are not seen).
+/// <c>RetainedBytes</c>: device memory the op kept after its first call (cuMemGetInfo before and after).
+/// <c>PeakExtraBytes</c>: the most device memory in use beyond the inputs during that first call, from cuMemGetInfo polled
+/// by a second thread while it ran (an allocation shorter than one poll can be missed). Both count what the driver sees
+/// (cuBLASLt workspaces and plans included), not a caching allocator's view as PyTorch's max_memory_allocated does.
 /// </summary>
 public sealed record KernelEntry(string Name, string Model, string Op, string Shape, string Bound, string Status,
     double? MedianMs, double? MinMs, double? MaxMs, int Runs, double Flops, double Bytes, string FlopModel, string ByteModel,
-    double? Tflops, double? Gbps, double? FractionOfCeiling, long? RetainedBytes, string? Error);
+    double? Tflops, double? Gbps, double? FractionOfCeiling, long? RetainedBytes, long? PeakExtraBytes, string? Error);
 
 /// <summary>The JSON of <c>spark bench kernels</c>.</summary>
 public sealed record KernelBenchReport(string Suite, GpuMachine Machine, string Commit, DateTime TimestampUtc,

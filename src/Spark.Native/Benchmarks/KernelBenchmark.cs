@@ -69,7 +69,7 @@ public static class KernelBenchmark
         {
             if (settings.BudgetSeconds > 0 && clock.Elapsed.TotalSeconds > settings.BudgetSeconds)
             {
-                entries.Add(Entry(c, "skipped", null, null, ceilings, $"the run's budget of {settings.BudgetSeconds:F0} s was spent"));
+                entries.Add(Entry(c, "skipped", null, default, ceilings, $"the run's budget of {settings.BudgetSeconds:F0} s was spent"));
                 continue;
             }
             var entry = Measure(c, context, timer, settings, ceilings);
@@ -92,17 +92,23 @@ public static class KernelBenchmark
             prepared = c.Prepare!(context);
             context.Device.Synchronize();
             long before = context.Device.MemoryInfo().Free;
-            prepared.Run();
-            context.Device.Synchronize();
-            long retained = Math.Max(0, before - context.Device.MemoryInfo().Free);
+            long lowest;
+            using (var poll = new MemoryPoll(context.Device, before))
+            {
+                prepared.Run();
+                context.Device.Synchronize();
+                lowest = poll.Stop();
+            }
+            long after = context.Device.MemoryInfo().Free;
+            long retained = Math.Max(0, before - after), peak = Math.Max(retained, before - Math.Min(lowest, after));
             double[] ms = timer.Measure(prepared.Run, prepared.Reset, Math.Max(0, settings.Warmup - 1), settings.Reps, settings.CaseSeconds);
-            return Entry(c, "ok", ms, retained, ceilings, null);
+            return Entry(c, "ok", ms, (retained, peak), ceilings, null);
         }
         catch (Exception e)
         {
             // whatever one op throws (NotSupported while its kernel is being written, a CUDA error, a bad shape) is that
             // entry's result; the run goes on
-            return Entry(c, "error", null, null, ceilings, $"{e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}");
+            return Entry(c, "error", null, default, ceilings, $"{e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}");
         }
         finally
         {
@@ -110,7 +116,7 @@ public static class KernelBenchmark
         }
     }
 
-    private static KernelEntry Entry(KernelCase c, string status, double[]? ms, long? retained, Ceilings ceilings, string? error)
+    private static KernelEntry Entry(KernelCase c, string status, double[]? ms, (long Retained, long Peak)? memory, Ceilings ceilings, string? error)
     {
         double? median = ms is null ? null : GpuTimer.Median(ms);
         double? tflops = median is > 0 ? c.Flops / (median.Value * 1e-3) / 1e12 : null;
@@ -119,7 +125,7 @@ public static class KernelBenchmark
             ? (tflops is not null && ceilings.GemmTflops is > 0 ? tflops / ceilings.GemmTflops : null)
             : (gbps is not null && ceilings.CopyGbps is > 0 ? gbps / ceilings.CopyGbps : null);
         return new KernelEntry(c.Name, c.Model, c.Op, c.Shape, c.Bound == KernelBound.Compute ? "compute" : "memory", status,
-            median, ms?[0], ms?[^1], ms?.Length ?? 0, c.Flops, c.Bytes, c.FlopModel, c.ByteModel, tflops, gbps, fraction, retained, error);
+            median, ms?[0], ms?[^1], ms?.Length ?? 0, c.Flops, c.Bytes, c.FlopModel, c.ByteModel, tflops, gbps, fraction, memory?.Retained, memory?.Peak, error);
     }
 
     private static Ceilings MeasureCeilings(BenchContext context, GpuTimer timer, KernelBenchSettings settings, TextWriter log)
@@ -167,4 +173,43 @@ public static class KernelBenchmark
     }
 
     internal static string Truncate(string? s, int length) => s is null ? "" : s.Length <= length ? s : s[..(length - 1)] + "…";
+
+    /// <summary>Polls the device's free memory on a second thread until stopped; <see cref="Stop"/> returns the lowest seen.</summary>
+    private sealed class MemoryPoll : IDisposable
+    {
+        private readonly Thread _thread;
+        private volatile bool _stop;
+        private long _lowest;
+
+        public MemoryPoll(CudaDevice device, long start)
+        {
+            _lowest = start;
+            _thread = new Thread(() =>
+            {
+                try
+                {
+                    while (!_stop)
+                    {
+                        long free = device.MemoryInfo().Free;
+                        if (free < Interlocked.Read(ref _lowest)) Interlocked.Exchange(ref _lowest, free);
+                        Thread.Sleep(0);
+                    }
+                }
+                catch (CudaException) { } // a failing op breaks the context; its error is reported by the main thread
+            }) { IsBackground = true, Name = "spark-bench-memory-poll" };
+            _thread.Start();
+        }
+
+        public long Stop()
+        {
+            _stop = true;
+            _thread.Join();
+            return Interlocked.Read(ref _lowest);
+        }
+
+        public void Dispose()
+        {
+            if (!_stop) Stop();
+        }
+    }
 }
