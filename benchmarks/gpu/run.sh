@@ -35,14 +35,16 @@ step() {
   local state=ok
   [ "$rc" -ne 0 ] && state="exit $rc"
   [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && state="TIMED OUT"
-  steps+=("$(printf '%-16s %-10s %4ss of %4ss' "$name" "$state" $((SECONDS - t0)) "$limit")")
+  local why=""
+  [ "$rc" -ne 0 ] && why="  $(tail -n 1 "$logs/$name.log" | cut -c1-100)"
+  steps+=("$(printf '%-16s %-10s %4ss of %4ss%s' "$name" "$state" $((SECONDS - t0)) "$limit" "$why")")
 }
 
 # (timeout runs programs, not shell functions: the machine report is one bash -c)
 step machine 30 bash -c 'nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv
   echo "commit $SPARK_COMMIT"
   dotnet .gpu/cli/spark.dll doctor
-  "$0" -c "import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0))"' "$python"
+  "$1" -c "import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0))"' machine "$python"
 step kernels-compile 45 "${spark[@]}" kernels compile --arch sm_80,sm_90
 step tests 150 dotnet .gpu/tests/Spark.Native.Tests.dll -ctrf "$out/tests.ctrf.json"
 step bench-kernels 130 "${spark[@]}" bench kernels --model "$models" --seq "$seq" --reps 20 --case-seconds 1 \
@@ -62,8 +64,7 @@ fi
   echo
   [ -f "$logs/ratios.log" ] && cat "$logs/ratios.log" && echo
   sed -n '/^family /,$p' "$logs/lab.log" && echo
-  grep -E 'Total:' "$logs/tests.log" | tail -n 1
-  grep -F '[FAIL]' "$logs/tests.log" | head -n 20
+  sed 's/\x1b\[[0-9;]*m//g' "$logs/tests.log" | grep -E 'Total:|\[FAIL\]' | head -n 21
   echo
   printf '%-16s %-10s %s\n' step result time
   printf '%s\n' "${steps[@]}"

@@ -71,7 +71,7 @@ public sealed record KernelBenchReport(string Suite, GpuMachine Machine, string 
 /// <summary>JSON conventions of the benchmark reports (as benchmarks/Spark.Benchmarks: snake_case, indented, readable symbols).</summary>
 public static class BenchJson
 {
-    /// <summary>snake_case names, indented, enums as strings.</summary>
+    /// <summary>snake_case names, indented, enums as strings, NaN and infinities as the strings "NaN", "Infinity".</summary>
     public static JsonSerializerOptions Options { get; } = new()
     {
         WriteIndented = true,
@@ -79,6 +79,7 @@ public static class BenchJson
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DictionaryKeyPolicy = JsonNamingPolicy.SnakeCaseLower,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, // a NaN error of an invalid lab version is "NaN"
     };
 
     /// <summary>Writes <paramref name="report"/> to <paramref name="path"/> through a temporary file and a rename.</summary>
