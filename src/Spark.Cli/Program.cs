@@ -13,4 +13,5 @@ root.Subcommands.Add(TextCommands.Decode());
 root.Subcommands.Add(ChatTemplateCommand.Create());
 root.Subcommands.Add(DoctorCommand.Create());
 root.Subcommands.Add(KernelsCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
 return CliApp.Run(root, args);

@@ -145,6 +145,46 @@ internal sealed unsafe class CudaDevice : IDisposable
         return evt;
     }
 
+    /// <summary>Records <paramref name="evt"/> on <paramref name="stream"/> (null: the legacy default stream the backend uses).</summary>
+    public void Record(CudaEventHandle evt, CudaStreamHandle? stream = null)
+    {
+        MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuEventRecord(evt.DangerousGetHandle(), stream?.DangerousGetHandle() ?? IntPtr.Zero));
+    }
+
+    /// <summary>Waits for <paramref name="end"/>, then returns the GPU time between two recorded events in milliseconds.</summary>
+    public float ElapsedMilliseconds(CudaEventHandle start, CudaEventHandle end)
+    {
+        MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuEventSynchronize(end.DangerousGetHandle()));
+        float ms;
+        CudaDriver.Check(CudaDriver.cuEventElapsedTime(&ms, start.DangerousGetHandle(), end.DangerousGetHandle()));
+        return ms;
+    }
+
+    /// <summary>Free and total device memory in bytes, as the driver sees it (every process on the GPU counts).</summary>
+    public (long Free, long Total) MemoryInfo()
+    {
+        MakeCurrent();
+        nuint free, total;
+        CudaDriver.Check(CudaDriver.cuMemGetInfo_v2(&free, &total));
+        return ((long)free, (long)total);
+    }
+
+    /// <summary>L2 cache size in bytes (0 when the driver does not say).</summary>
+    public int L2CacheBytes
+    {
+        get
+        {
+            MakeCurrent();
+            int device = Ordinal;
+            int value;
+            CudaDriver.Check(CudaDriver.cuDeviceGet(&device, Ordinal));
+            CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(&value, CuDeviceAttribute.L2CacheSize, device));
+            return value;
+        }
+    }
+
     public CudaModuleHandle LoadModule(ReadOnlySpan<byte> cubin)
     {
         MakeCurrent();
@@ -198,4 +238,10 @@ internal sealed unsafe class CudaDevice : IDisposable
 
     public override string ToString() =>
         $"{Name} (sm_{ComputeCapability}, {MultiprocessorCount} SMs, {TotalMemoryBytes / (double)(1L << 30):F1} GiB)";
+}
+
+// The memory query of the benchmarks (Benchmarks/KernelBenchmark.cs), beside its one user in this file.
+internal static unsafe partial class CudaDriver
+{
+    [LibraryImport(Lib)] internal static partial int cuMemGetInfo_v2(nuint* free, nuint* total);
 }
