@@ -74,9 +74,9 @@ __device__ __forceinline__ void pack_a(unsigned* a, const float* c0, const float
 //   a_addr:      the A fragment of rows 0–15 (matrices: rows 0–7|8–15 × cols 0–7, then × cols 8–15) = ldsm_x4
 //   b_pair_addr: B fragments of two n tiles where the stored rows are n (keys) and columns k: matrices (n 0–7, k 0–7),
 //                (n 0–7, k 8–15), (n 8–15, k 0–7), (n 8–15, k 8–15) → b0, b1 of n tile 0, then b0, b1 of n tile 1 = ldsm_x4
-//   bt_pair_addr: B fragments of two n tiles where the stored rows are k and columns n (row-major B, e.g. V with
-//                k = key, n = d): matrices (k 0–7, n 0–7), (k 8–15, n 0–7), (k 0–7, n 8–15), (k 8–15, n 8–15) with
-//                .trans → b0, b1 of n tile 0, then of n tile 1 = ldsm_x4_trans. Same addresses as a_addr.
+//   a_addr + ldsm_x4_trans: B fragments of two n tiles where the stored rows are k and columns n (row-major B, e.g.
+//                V with k = key, n = d): matrices (k 0–7, n 0–7), (k 8–15, n 0–7), (k 0–7, n 8–15), (k 8–15, n 8–15)
+//                transposed → b0, b1 of n tile 0, then of n tile 1.
 template <int LD>
 __device__ __forceinline__ unsigned a_addr(const bf16* tile, int row, int col, int lane)
 {
