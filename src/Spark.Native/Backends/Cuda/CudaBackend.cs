@@ -59,7 +59,6 @@ internal sealed unsafe partial class CudaBackend : IBackend
     private readonly Dictionary<GemmKey, MatMulPlan> _plans = [];
     private CudaMemoryHandle? _intScratch;
     private long _intScratchCount;
-    private int _attentionSharedLimit = DefaultDynamicSharedMemory;
     private bool _disposed;
 
     private CudaBackend(CudaDevice device, KernelCompiler compiler)
@@ -369,6 +368,7 @@ internal sealed unsafe partial class CudaBackend : IBackend
         _intScratch?.Dispose();
         _scratch?.Dispose();
         DisposeLogProbScratch();
+        DisposeAttention();
         _workspace?.Dispose();
         _cublas?.Dispose();
         foreach (var module in _modules) module.Dispose();
