@@ -19,6 +19,13 @@ internal static class Check
 
     public static void SameShape(Tensor reference, Tensor t, string operand) => Shape(t, operand, reference.Shape);
 
+    /// <summary>Throws when the element ranges of a and b overlap in the same memory.</summary>
+    public static void NotOverlapping(Tensor a, Tensor b, string op, string operandA, string operandB)
+    {
+        if (ReferenceEquals(a.Memory, b.Memory) && a.Offset < b.Offset + b.Length && b.Offset < a.Offset + a.Length)
+            throw new ArgumentException($"{op}: {operandA} must not overlap {operandB}", operandA);
+    }
+
     public static void Length(Tensor t, long expected, string operand)
     {
         if (t.Length != expected)

@@ -50,6 +50,13 @@ internal interface IBackend : IDisposable
     /// <summary>output[t] = input[t] · rsqrt(mean(input[t]²) + eps) ⊙ weight. output, input [T, H]; weight [H].</summary>
     void RmsNorm(Tensor output, Tensor input, Tensor weight, float eps);
 
+    /// <summary>
+    /// The residual add fused with the RMSNorm after it: residual += delta (in place, rounded to its type), then
+    /// normed = rmsnorm(residual) ⊙ weight as <see cref="RmsNorm"/> computes it from the stored sum. normed, residual,
+    /// delta [T, H]; weight [H]. normed must not alias residual or delta.
+    /// </summary>
+    void AddRmsNorm(Tensor normed, Tensor residual, Tensor delta, Tensor weight, float eps);
+
     /// <summary>output = input · weightᵀ (+ bias). output [T, N], input [T, K], weight [N, K], bias [N] or null.</summary>
     void MatMul(Tensor output, Tensor input, Tensor weight, Tensor? bias);
 

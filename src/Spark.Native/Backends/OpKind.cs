@@ -8,6 +8,7 @@ internal enum OpKind
 {
     Embedding,
     RmsNorm,
+    AddRmsNorm,
     MatMul,
     Rope,
     Attention,

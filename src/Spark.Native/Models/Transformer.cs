@@ -111,7 +111,7 @@ internal sealed class Transformer : IDisposable
         for (int l = 0; l < _layers.Length; l++)
         {
             var w = _layers[l];
-            _b.RmsNorm(normed, x, w.InputNorm, _eps);
+            if (l == 0) _b.RmsNorm(normed, x, w.InputNorm, _eps); // later layers get it fused with the residual add below
             _b.MatMul(q, normed, w.Q, w.QBias);
             _b.MatMul(k, normed, w.K, w.KBias);
             _b.MatMul(v, normed, w.V, w.VBias);
@@ -123,14 +123,13 @@ internal sealed class Transformer : IDisposable
             _b.CopyRows(values, v, cacheRows);
             _b.Attention(attention, q, keys, values, spans, _heads);
             _b.MatMul(projected, attention, w.O, w.OBias);
-            _b.Add(x, x, projected);
-
-            _b.RmsNorm(normed, x, w.PostAttentionNorm, _eps);
+            _b.AddRmsNorm(normed, x, projected, w.PostAttentionNorm, _eps);
             _b.MatMul(gate, normed, w.Gate, w.GateBias);
             _b.MatMul(up, normed, w.Up, w.UpBias);
             _b.SwiGlu(gate, gate, up);
             _b.MatMul(projected, gate, w.Down, w.DownBias);
-            _b.Add(x, x, projected);
+            if (l + 1 < _layers.Length) _b.AddRmsNorm(normed, x, projected, _layers[l + 1].InputNorm, _eps);
+            else _b.Add(x, x, projected);
         }
 
         var final = x;

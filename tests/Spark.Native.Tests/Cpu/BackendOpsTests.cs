@@ -133,6 +133,34 @@ public abstract class BackendOpsTests : IDisposable
     }
 
     [Theory]
+    [InlineData(1, 1)]
+    [InlineData(5, 17)]
+    [InlineData(3, 1031)]
+    public void AddRmsNorm(int t, int h)
+    {
+        Require(OpKind.AddRmsNorm);
+        using var x = Input(t, h, 40, 3f);
+        using var d = Input(t, h, 41, 2f);
+        using var w = Input(1, h, 42);
+        using var y = Output(t, h);
+        Backend.AddRmsNorm(y.View, x.View, d.View, w.View.Reshape(h), 1e-5f);
+        // the residual holds the sum as stored; the norm is of that stored sum
+        var sum = Stored(Random(t * h, 40, 3f).Zip(Random(t * h, 41, 2f), (a, b) => a + b).ToArray());
+        Assert.Equal(sum, x.Read());
+        var ws = Random(h, 42);
+        var expected = new double[t * h];
+        for (int r = 0; r < t; r++)
+        {
+            double ms = 0;
+            for (int i = 0; i < h; i++) ms += (double)sum[r * h + i] * sum[r * h + i];
+            double s = 1 / Math.Sqrt(ms / h + 1e-5);
+            for (int i = 0; i < h; i++) expected[r * h + i] = sum[r * h + i] * s * ws[i];
+        }
+        AssertClose(y.Read(), expected, "AddRmsNorm");
+        Assert.ThrowsAny<ArgumentException>(() => Backend.AddRmsNorm(x.View, x.View, d.View, w.View.Reshape(h), 1e-5f));
+    }
+
+    [Theory]
     [InlineData(1, 1, 1, true)]
     [InlineData(1, 67, 33, false)]
     [InlineData(7, 13, 129, true)]

@@ -70,6 +70,16 @@ internal sealed partial class CpuBackend : IBackend
         });
     }
 
+    public void AddRmsNorm(Tensor normed, Tensor residual, Tensor delta, Tensor weight, float eps)
+    {
+        Check.SameShape(residual, delta, nameof(delta));
+        Check.SameShape(residual, normed, nameof(normed));
+        Check.NotOverlapping(normed, residual, nameof(AddRmsNorm), nameof(normed), nameof(residual));
+        Check.NotOverlapping(normed, delta, nameof(AddRmsNorm), nameof(normed), nameof(delta));
+        Add(residual, residual, delta);
+        RmsNorm(normed, residual, weight, eps);
+    }
+
     public void MatMul(Tensor output, Tensor input, Tensor weight, Tensor? bias)
     {
         Check.Rank(input, 2, nameof(input));

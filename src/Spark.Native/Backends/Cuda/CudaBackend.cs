@@ -41,7 +41,7 @@ internal sealed unsafe partial class CudaBackend : IBackend
 
     private static OpKind[] CoreOps =>
     [
-        OpKind.Embedding, OpKind.RmsNorm, OpKind.Rope, OpKind.SwiGlu, OpKind.Add, OpKind.Softmax, OpKind.LogSoftmax, OpKind.Copy,
+        OpKind.Embedding, OpKind.RmsNorm, OpKind.AddRmsNorm, OpKind.Rope, OpKind.SwiGlu, OpKind.Add, OpKind.Softmax, OpKind.LogSoftmax, OpKind.Copy,
     ];
 
     /// <summary>The kernel files this backend loads, and the entry points it takes from them.</summary>
@@ -238,6 +238,26 @@ internal sealed unsafe partial class CudaBackend : IBackend
         ulong rstd = 0, delta = 0;
         Launch("rmsnorm_forward", ((uint)rows, 1, 1), Block, 0,
             (IntPtr)(&o), (IntPtr)(&rstd), (IntPtr)(&x), (IntPtr)(&delta), (IntPtr)(&w), (IntPtr)(&h), (IntPtr)(&eps));
+    }
+
+    public void AddRmsNorm(Tensor normed, Tensor residual, Tensor delta, Tensor weight, float eps)
+    {
+        ulong o = Activation(normed, nameof(AddRmsNorm), nameof(normed));
+        ulong x = Activation(residual, nameof(AddRmsNorm), nameof(residual));
+        ulong d = Activation(delta, nameof(AddRmsNorm), nameof(delta));
+        ulong w = Activation(weight, nameof(AddRmsNorm), nameof(weight));
+        Check.Rank(residual, 2, nameof(residual));
+        int rows = residual.Shape[0], h = residual.Shape[1];
+        Check.SameShape(residual, delta, nameof(delta));
+        Check.SameShape(residual, normed, nameof(normed));
+        Check.Shape(weight, nameof(weight), h);
+        Check.NotOverlapping(normed, residual, nameof(AddRmsNorm), nameof(normed), nameof(residual));
+        Check.NotOverlapping(normed, delta, nameof(AddRmsNorm), nameof(normed), nameof(delta));
+        if (rows == 0 || h == 0) return;
+        // one pass: residual[t] += delta[t] (stored in bf16), then the norm of the stored sum, as Add then RmsNorm
+        ulong rstd = 0;
+        Launch("rmsnorm_forward", ((uint)rows, 1, 1), Block, 0,
+            (IntPtr)(&o), (IntPtr)(&rstd), (IntPtr)(&x), (IntPtr)(&d), (IntPtr)(&w), (IntPtr)(&h), (IntPtr)(&eps));
     }
 
     public void Rope(Tensor x, ReadOnlySpan<int> positions, Tensor inverseFrequencies, int headDim) =>
