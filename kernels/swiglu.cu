@@ -1,8 +1,9 @@
 // SwiGLU: out = silu(gate) · up, element-wise over n = T·I elements. Activations and their gradients bf16.
 #include "common.cuh"
 
-extern "C" __global__ void swiglu_forward(bf16* __restrict__ out, const bf16* __restrict__ gate,
-                                         const bf16* __restrict__ up, long long n)
+// out may alias gate or up (the inference forward runs SwiGlu(gate, gate, up)): no __restrict__; each element is read
+// before it is written, by one thread.
+extern "C" __global__ void swiglu_forward(bf16* out, const bf16* gate, const bf16* up, long long n)
 {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
         out[i] = float_to_bf16(silu(bf16_to_float(gate[i])) * bf16_to_float(up[i]));

@@ -71,7 +71,7 @@ internal sealed unsafe partial class CudaBackend
         var key = new GemmKey(m, n, k, a.Transposed, b.Transposed, a.RowStride, b.RowStride, c.RowStride, c.DType, bias != 0,
             Alignment(a.Pointer, (long)a.RowStride * 2), Alignment(b.Pointer, (long)b.RowStride * 2),
             Alignment(c.Pointer, (long)c.RowStride * (c.DType == DType.F32 ? 4 : 2)), bias == 0 ? 16 : Alignment(bias, 16));
-        var plan = Plan(key);
+        var plan = Plan(key, bias);
         _device.MakeCurrent();
         if (bias != 0) CublasLt.SetAttribute(plan.Desc, CublasLtMatmulDescAttribute.BiasPointer, bias);
         float beta = accumulate ? 1f : 0f;
@@ -110,8 +110,13 @@ internal sealed unsafe partial class CudaBackend
         }
     }
 
-    /// <summary>Descriptors, layouts and the heuristic's first algorithm for one shape, built once and cached.</summary>
-    private MatMulPlan Plan(GemmKey key)
+    /// <summary>
+    /// Descriptors, layouts and the heuristic's first algorithm for one shape, built once and cached. With a bias the
+    /// first call's bias pointer is set before the heuristic runs: cuBLASLt derives the bias alignment it may assume
+    /// from that pointer's value (a null pointer looks perfectly aligned), and the key's AlignBias makes every later
+    /// call with this plan at least as aligned.
+    /// </summary>
+    private MatMulPlan Plan(GemmKey key, ulong bias)
     {
         if (_plans.TryGetValue(key, out var cached)) return cached;
         _device.MakeCurrent();
@@ -126,6 +131,7 @@ internal sealed unsafe partial class CudaBackend
             {
                 CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.Epilogue, (uint)CublasLtEpilogue.Bias);
                 CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.BiasDataType, (int)CudaDataType.R16BF);
+                CublasLt.SetAttribute(desc, CublasLtMatmulDescAttribute.BiasPointer, bias);
             }
             // column-major shapes as stored: B is [n, k] (N) or [k, n] (T); A is [k, m] (N) or [m, k] (T); C is [n, m]
             a = key.TransB ? CublasLt.CreateLayout(CudaDataType.R16BF, key.K, key.N, key.StrideB) : CublasLt.CreateLayout(CudaDataType.R16BF, key.N, key.K, key.StrideB);
