@@ -14,4 +14,5 @@ root.Subcommands.Add(ChatTemplateCommand.Create());
 root.Subcommands.Add(DoctorCommand.Create());
 root.Subcommands.Add(KernelsCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(ReportCommand.Create());
 return CliApp.Run(root, args);
