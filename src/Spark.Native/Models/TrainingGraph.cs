@@ -15,6 +15,15 @@ internal enum ActivationRecompute
     Norms,
 }
 
+/// <summary>What the graph computes on top of the final hidden states.</summary>
+internal enum TrainingHead
+{
+    /// <summary>LM-head logits [R, V] and fused cross-entropy (SFT): keeps R·V activations.</summary>
+    CrossEntropy,
+    /// <summary>The fused log-prob gather (RL): per-token log p(target) and entropy at a temperature, no [R, V] logits.</summary>
+    LogProbs,
+}
+
 /// <summary>
 /// Forward with saved activations and the explicit backward of the Llama/Qwen2 decoder (as llm.c does it: one
 /// function per direction, no autograd graph). Activations live in one planned arena sized for a row capacity;
@@ -27,7 +36,9 @@ internal sealed class TrainingGraph : IDisposable
     private readonly Tensor _arena;   // activations and their gradients, in the backend's activation type
     private readonly Tensor _losses;  // [R] F32
     private readonly Layer[] _layers;
-    private readonly Tensor _final, _finalNormed, _logits;                          // [R,H] [R,H] [R,V]
+    private readonly Tensor _final, _finalNormed;                                   // [R,H] [R,H]
+    private readonly Tensor? _logits;                                               // [R,V], CrossEntropy head only
+    private readonly Tensor _logProbs, _entropies, _logSumExp, _logProbGrad, _entropyGrad; // [R] F32, LogProbs head
     private readonly Tensor _dx, _dNormed, _dAttention, _dQ, _dK, _dV, _dHidden, _dGate, _dUp; // gradients of activations
 
     /// <summary>Saved activations of one layer.</summary>
@@ -36,28 +47,38 @@ internal sealed class TrainingGraph : IDisposable
 
     private readonly ActivationRecompute _recompute;
 
-    public TrainingGraph(Transformer model, int rowCapacity, ActivationRecompute recompute = ActivationRecompute.Nothing)
+    private readonly TrainingHead _head;
+    private Segment[]? _forwardSegments; // the LogProbs head's forward batch, which its backward continues
+    private int[]? _forwardTokens, _forwardTargets;
+    private float _forwardTemperature;
+
+    public TrainingGraph(Transformer model, int rowCapacity, ActivationRecompute recompute = ActivationRecompute.Nothing,
+        TrainingHead head = TrainingHead.CrossEntropy)
     {
         _recompute = recompute;
+        _head = head;
         _model = model;
         _b = model.Backend;
         Capacity = rowCapacity;
         var c = model.Config;
         int r = rowCapacity, h = c.HiddenSize, q = c.HeadCount * c.HeadDim, kv = c.KeyValueHeadCount * c.HeadDim, im = c.IntermediateSize;
 
-        if ((long)r * c.VocabSize > Array.MaxLength)
+        int logitColumns = head == TrainingHead.CrossEntropy ? c.VocabSize : 0;
+        if ((long)r * logitColumns > Array.MaxLength)
             throw new SparkException($"a training batch of {r} tokens × vocabulary {c.VocabSize} needs {(long)r * c.VocabSize:N0} logits, more than one buffer holds ({Array.MaxLength:N0}); use a smaller --batch-size or --max-length");
         bool keepNorms = recompute == ActivationRecompute.Nothing;
         long perLayer = (long)r * (h * (keepNorms ? 4 : 2) + q * 2 + kv * 2 + im * 3);
-        long total = perLayer * c.LayerCount + (long)r * (h * 2 + c.VocabSize) + (long)r * (h * 3 + q * 2 + kv * 2 + im * 3);
+        long total = perLayer * c.LayerCount + (long)r * (h * 2 + logitColumns) + (long)r * (h * 3 + q * 2 + kv * 2 + im * 3);
         var dtype = _b.ActivationDType;
         _arena = _b.Allocate(dtype, checked((int)((total + 1023) / 1024)), 1024);
-        try { _losses = _b.Allocate(DType.F32, r); }
+        try { _losses = _b.Allocate(DType.F32, 6, r); } // losses, log-probs, entropies, log-sum-exps and the two head gradients
         catch
         {
             _arena.Dispose();
             throw;
         }
+        (_logProbs, _entropies, _logSumExp, _logProbGrad, _entropyGrad) =
+            (_losses.Rows(1, 1).Reshape(r), _losses.Rows(2, 1).Reshape(r), _losses.Rows(3, 1).Reshape(r), _losses.Rows(4, 1).Reshape(r), _losses.Rows(5, 1).Reshape(r));
         long offset = 0;
         Tensor Take(params int[] shape)
         {
@@ -71,10 +92,11 @@ internal sealed class TrainingGraph : IDisposable
         for (int l = 0; l < c.LayerCount; l++)
             _layers[l] = new Layer(Take(r, h), Norm(), Take(r, q), Take(r, kv), Take(r, kv), Take(r, q), Take(r, h),
                 Norm(), Take(r, im), Take(r, im), Take(r, im));
-        (_final, _finalNormed, _logits) = (Take(r, h), Take(r, h), Take(r, c.VocabSize));
+        (_final, _finalNormed) = (Take(r, h), Take(r, h));
+        _logits = head == TrainingHead.CrossEntropy ? Take(r, c.VocabSize) : null;
         (_dx, _dNormed, _dAttention, _dQ, _dK, _dV, _dHidden, _dGate, _dUp) =
             (Take(r, h), Take(r, h), Take(r, q), Take(r, q), Take(r, kv), Take(r, kv), Take(r, im), Take(r, im), Take(r, im));
-        ActivationBytes = total * IO.DTypes.SizeOf(dtype) + (long)r * sizeof(float);
+        ActivationBytes = total * IO.DTypes.SizeOf(dtype) + 6L * r * sizeof(float);
     }
 
     /// <summary>Most rows (tokens) one call can take.</summary>
@@ -92,9 +114,88 @@ internal sealed class TrainingGraph : IDisposable
     public (double LossSum, int Counted) ForwardBackward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets,
         ReadOnlySpan<Segment> segments, ParameterArena gradients, float lossDivisor)
     {
+        if (_head != TrainingHead.CrossEntropy) throw new InvalidOperationException("this graph was built for the log-prob head; use ForwardLogProbs");
+        int rows = CheckBatch(tokens, targets);
+        Tensor R(Tensor t) => t.Rows(0, rows);
+        var p = _model.Parameters;
+        var lmHead = p[p.Layout.LmHeadName];
+        var losses = _losses.Rows(0, 1).Reshape(Capacity);
+        Forward(tokens, segments);
+        _b.MatMul(R(_logits!), R(_finalNormed), lmHead, null);
+        _b.CrossEntropy(R(losses), R(_logits!), R(_logits!), targets, 1f / lossDivisor); // logits become their gradient
+
+        // backward: every gradient buffer is zeroed before the ops accumulate into it
+        Zero(_dNormed, rows);
+        _b.MatMulBackward(R(_dNormed), gradients[p.Layout.LmHeadName], null, R(_logits!), R(_finalNormed), lmHead);
+        Backward(tokens, segments, gradients);
+
+        var values = new float[rows];
+        _b.Download(values, R(losses));
+        double sum = 0;
+        int counted = 0;
+        for (int i = 0; i < rows; i++)
+        {
+            sum += values[i];
+            if (targets[i] >= 0) counted++;
+        }
+        return (sum, counted);
+    }
+
+    /// <summary>
+    /// The RL forward: runs the batch, saving activations, and returns per-token log p(targets[t]) and the entropy of
+    /// the next-token distribution at <paramref name="temperature"/> through the fused log-prob gather (no [R, V]
+    /// logits). A target of −1 gives log-prob 0. <see cref="BackwardFromLogProbs"/> continues from this batch.
+    /// </summary>
+    public (float[] LogProbs, float[] Entropies) ForwardLogProbs(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets,
+        ReadOnlySpan<Segment> segments, float temperature)
+    {
+        if (_head != TrainingHead.LogProbs) throw new InvalidOperationException("this graph was built for the cross-entropy head; use ForwardBackward");
+        int rows = CheckBatch(tokens, targets);
+        Tensor R(Tensor t) => t.Rows(0, rows);
+        var p = _model.Parameters;
+        Forward(tokens, segments);
+        _b.LogProbGather(R(_logProbs), R(_entropies), R(_logSumExp), R(_finalNormed), p[p.Layout.LmHeadName], targets, temperature);
+        (_forwardTokens, _forwardTargets, _forwardSegments, _forwardTemperature) = (tokens.ToArray(), targets.ToArray(), segments.ToArray(), temperature);
+        var logProbs = new float[rows];
+        var entropies = new float[rows];
+        _b.Download(logProbs, R(_logProbs));
+        _b.Download(entropies, R(_entropies));
+        return (logProbs, entropies);
+    }
+
+    /// <summary>
+    /// Adds ∂L/∂θ into <paramref name="gradients"/> given ∂L/∂logProbs [R] (and ∂L/∂entropies [R], or empty) of the batch
+    /// of the last <see cref="ForwardLogProbs"/>, whose saved activations it uses.
+    /// </summary>
+    public void BackwardFromLogProbs(ReadOnlySpan<float> logProbGrad, ReadOnlySpan<float> entropyGrad, ParameterArena gradients)
+    {
+        if (_forwardTokens is null || _forwardTargets is null || _forwardSegments is null)
+            throw new InvalidOperationException("BackwardFromLogProbs needs a ForwardLogProbs on the same batch first");
+        int rows = _forwardTokens.Length;
+        if (logProbGrad.Length != rows || (entropyGrad.Length != 0 && entropyGrad.Length != rows))
+            throw new ArgumentException($"{logProbGrad.Length} log-prob and {entropyGrad.Length} entropy gradients for a batch of {rows} rows");
+        Tensor R(Tensor t) => t.Rows(0, rows);
+        var p = _model.Parameters;
+        _b.Upload(R(_logProbGrad), logProbGrad);
+        if (entropyGrad.Length != 0) _b.Upload(R(_entropyGrad), entropyGrad);
+        Zero(_dNormed, rows);
+        _b.LogProbGatherBackward(R(_dNormed), gradients[p.Layout.LmHeadName], R(_logProbGrad), entropyGrad.Length != 0 ? R(_entropyGrad) : null,
+            R(_logSumExp), R(_entropies), R(_finalNormed), p[p.Layout.LmHeadName], _forwardTargets, _forwardTemperature);
+        Backward(_forwardTokens, _forwardSegments, gradients);
+    }
+
+    private int CheckBatch(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
+    {
         int rows = tokens.Length;
         if (targets.Length != rows) throw new ArgumentException($"{targets.Length} targets for {rows} tokens");
         if (rows > Capacity) throw new ArgumentException($"{rows} rows exceed the training graph's capacity {Capacity}");
+        return rows;
+    }
+
+    /// <summary>Embedding → layers → final norm, saving what the backward needs; leaves the result in _finalNormed.</summary>
+    private void Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<Segment> segments)
+    {
+        int rows = tokens.Length;
         var c = _model.Config;
         var positions = Positions(segments, rows);
         var spans = Spans(segments);
@@ -127,14 +228,20 @@ internal sealed class TrainingGraph : IDisposable
             _b.Add(R(next), R(next), R(a.Middle));
         }
         _b.RmsNorm(R(_finalNormed), R(_final), p[ParameterLayout.FinalNorm], eps);
-        var lmHead = p[p.Layout.LmHeadName];
-        _b.MatMul(R(_logits), R(_finalNormed), lmHead, null);
-        _b.CrossEntropy(R(_losses), R(_logits), R(_logits), targets, 1f / lossDivisor); // logits become their gradient
+    }
 
-        // backward: every gradient buffer is zeroed before the ops accumulate into it
+    /// <summary>From ∂L/∂(final normed hidden) in _dNormed back to every parameter gradient (accumulated).</summary>
+    private void Backward(ReadOnlySpan<int> tokens, ReadOnlySpan<Segment> segments, ParameterArena gradients)
+    {
+        int rows = tokens.Length;
+        var c = _model.Config;
+        var positions = Positions(segments, rows);
+        var spans = Spans(segments);
+        var heads = new AttentionHeads(c.HeadCount, c.KeyValueHeadCount, c.HeadDim);
+        float eps = (float)c.RmsNormEps;
+        var p = _model.Parameters;
+        Tensor R(Tensor t) => t.Rows(0, rows);
         var g = gradients;
-        Zero(_dNormed, rows);
-        _b.MatMulBackward(R(_dNormed), g[p.Layout.LmHeadName], null, R(_logits), R(_finalNormed), lmHead);
         Zero(_dx, rows);
         _b.RmsNormBackward(R(_dx), g[ParameterLayout.FinalNorm], R(_dNormed), R(_final), p[ParameterLayout.FinalNorm], eps);
         for (int l = _layers.Length - 1; l >= 0; l--)
@@ -170,17 +277,6 @@ internal sealed class TrainingGraph : IDisposable
             _b.RmsNormBackward(R(_dx), dw.InputNorm, R(_dNormed), R(a.Input), w.InputNorm, eps); // _dx is now ∂/∂input
         }
         _b.EmbeddingBackward(g[ParameterLayout.Embedding], R(_dx), tokens);
-
-        var losses = new float[rows];
-        _b.Download(losses, R(_losses));
-        double sum = 0;
-        int counted = 0;
-        for (int i = 0; i < rows; i++)
-        {
-            sum += losses[i];
-            if (targets[i] >= 0) counted++;
-        }
-        return (sum, counted);
     }
 
     private void Zero(Tensor t, int rows) => _b.Fill(t.Rows(0, rows), 0f);

@@ -28,6 +28,49 @@ public class TrainingGraphTests
     }
 
     [Fact]
+    public void TheLogProbHeadMatchesTheCrossEntropyHead()
+    {
+        using var ckpt = new TinyCheckpoint(new TinySpec { Seed = 43, Tied = true });
+        using var model = SparkModel.Load(ckpt.Directory);
+        var tf = model.Transformer;
+        var tokens = Sequences.SelectMany(s => s).ToArray();
+        var targets = Sequences.SelectMany(s => s.Skip(1).Append(-1)).ToArray();
+        var segments = Sequences.Select(s => new Segment(0, 0, s.Length)).ToArray();
+        int counted = targets.Count(t => t >= 0);
+
+        // log-probs at temperatures 1 and 0.7 equal the log-softmax of the model's logits / T
+        using var graph = new TrainingGraph(tf, tokens.Length, head: TrainingHead.LogProbs);
+        foreach (float temperature in (float[])[1f, 0.7f])
+        {
+            var (logProbs, entropies) = graph.ForwardLogProbs(tokens, targets, segments, temperature);
+            for (int s = 0, row = 0; s < Sequences.Length; row += Sequences[s].Length, s++)
+            {
+                var logits = model.Forward(Sequences[s]);
+                int v = logits.Values.Length / Sequences[s].Length;
+                for (int t = 0; t < Sequences[s].Length; t++)
+                {
+                    var z = logits.Values.Skip(t * v).Take(v).Select(x => x / (double)temperature).ToArray();
+                    double max = z.Max(), lse = max + Math.Log(z.Sum(x => Math.Exp(x - max)));
+                    double entropy = -z.Sum(x => Math.Exp(x - lse) * (x - lse));
+                    double expected = targets[row + t] < 0 ? 0 : z[targets[row + t]] - lse;
+                    Assert.True(Math.Abs(logProbs[row + t] - expected) < 1e-4, $"T={temperature} row {row + t}: {logProbs[row + t]} vs {expected}");
+                    Assert.True(Math.Abs(entropies[row + t] - entropy) < 1e-4, $"T={temperature} row {row + t}: entropy {entropies[row + t]} vs {entropy}");
+                }
+            }
+        }
+
+        // at T = 1, ∂(−mean log p)/∂θ through the log-prob head equals the cross-entropy head's gradient
+        graph.ForwardLogProbs(tokens, targets, segments, 1f);
+        using var viaLogProbs = new ParameterArena(tf.Backend, tf.Parameters.Layout);
+        graph.BackwardFromLogProbs(targets.Select(t => t < 0 ? 0f : -1f / counted).ToArray(), [], viaLogProbs);
+        var a = new float[viaLogProbs.Buffer.Length];
+        tf.Backend.Download(a, viaLogProbs.Buffer);
+        var b = Gradients(model, [Sequences], ActivationRecompute.Nothing);
+        Assert.True(Numerics.RelativeError(a, b) < 1e-5, $"relative error {Numerics.RelativeError(a, b):E2}");
+        Assert.Throws<InvalidOperationException>(() => graph.ForwardBackward(tokens, targets, segments, viaLogProbs, counted));
+    }
+
+    [Fact]
     public void RecomputingNormsGivesTheSameGradientsBitForBit()
     {
         using var ckpt = new TinyCheckpoint(new TinySpec { Seed = 41 });
