@@ -111,3 +111,21 @@ internal static class AdvantageChecks
             throw new ArgumentException($"{op}: {rewards.Shape[0]} rewards do not split into groups of {groupSize}", nameof(groupSize));
     }
 }
+
+/// <summary>The checks every backend runs on the operands of MatMulBackward.</summary>
+internal static class MatMulChecks
+{
+    /// <summary>input [M, K], weight [N, K], outputGrad [M, N], weightGrad [N, K], inputGrad [M, K] and biasGrad [N] when given; returns (M, N, K).</summary>
+    public static (int M, int N, int K) Backward(Tensor? inputGrad, Tensor weightGrad, Tensor? biasGrad, Tensor outputGrad, Tensor input, Tensor weight)
+    {
+        Check.Rank(input, 2, nameof(input));
+        Check.Rank(weight, 2, nameof(weight));
+        int m = input.Shape[0], k = input.Shape[1], n = weight.Shape[0];
+        Check.Shape(weight, nameof(weight), n, k);
+        Check.Shape(outputGrad, nameof(outputGrad), m, n);
+        Check.Shape(weightGrad, nameof(weightGrad), n, k);
+        if (inputGrad is not null) Check.Shape(inputGrad, nameof(inputGrad), m, k);
+        if (biasGrad is not null) Check.Shape(biasGrad, nameof(biasGrad), n);
+        return (m, n, k);
+    }
+}

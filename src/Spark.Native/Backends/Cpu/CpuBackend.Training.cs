@@ -73,14 +73,7 @@ internal sealed partial class CpuBackend
 
     public void MatMulBackward(Tensor? inputGrad, Tensor weightGrad, Tensor? biasGrad, Tensor outputGrad, Tensor input, Tensor weight)
     {
-        Check.Rank(input, 2, nameof(input));
-        Check.Rank(weight, 2, nameof(weight));
-        int m = input.Shape[0], k = input.Shape[1], n = weight.Shape[0];
-        Check.Shape(weight, nameof(weight), n, k);
-        Check.Shape(outputGrad, nameof(outputGrad), m, n);
-        Check.Shape(weightGrad, nameof(weightGrad), n, k);
-        if (inputGrad is not null) Check.Shape(inputGrad, nameof(inputGrad), m, k);
-        if (biasGrad is not null) Check.Shape(biasGrad, nameof(biasGrad), n);
+        var (m, n, k) = MatMulChecks.Backward(inputGrad, weightGrad, biasGrad, outputGrad, input, weight);
         var dy = Data(outputGrad);
         // dX [T,K] += dY [T,N] · W [N,K]
         if (inputGrad is not null)

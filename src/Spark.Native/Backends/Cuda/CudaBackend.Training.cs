@@ -101,14 +101,7 @@ internal sealed unsafe partial class CudaBackend
         ulong dy = Activation(outputGrad, nameof(MatMulBackward), nameof(outputGrad));
         ulong x = Activation(input, nameof(MatMulBackward), nameof(input));
         ulong w = Activation(weight, nameof(MatMulBackward), nameof(weight));
-        Check.Rank(input, 2, nameof(input));
-        Check.Rank(weight, 2, nameof(weight));
-        int m = input.Shape[0], k = input.Shape[1], n = weight.Shape[0];
-        Check.Shape(weight, nameof(weight), n, k);
-        Check.Shape(outputGrad, nameof(outputGrad), m, n);
-        Check.Shape(weightGrad, nameof(weightGrad), n, k);
-        if (inputGrad is not null) Check.Shape(inputGrad, nameof(inputGrad), m, k);
-        if (biasGrad is not null) Check.Shape(biasGrad, nameof(biasGrad), n);
+        var (m, n, k) = MatMulChecks.Backward(inputGrad, weightGrad, biasGrad, outputGrad, input, weight);
         // every product below has a non-zero inner dimension (an empty sum adds nothing: skipped)
         if (m == 0 || n == 0) return;
         if (k > 0)
