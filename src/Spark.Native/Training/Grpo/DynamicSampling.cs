@@ -1,3 +1,5 @@
+using static System.FormattableString;
+
 namespace Spark.Native.Training.Grpo;
 
 /// <summary>
@@ -16,7 +18,7 @@ public sealed class DynamicSampling
     public DynamicSampling(int targetGroups, int groupSize, int maxAttempts)
     {
         if (targetGroups < 1 || groupSize < 1 || maxAttempts < 1)
-            throw new SparkException($"dynamic sampling: target groups {targetGroups}, group size {groupSize} and max attempts {maxAttempts} must all be ≥ 1");
+            throw new SparkException(Invariant($"dynamic sampling: target groups {targetGroups}, group size {groupSize} and max attempts {maxAttempts} must all be ≥ 1"));
         (TargetGroups, GroupSize, MaxAttempts) = (targetGroups, groupSize, maxAttempts);
     }
 
@@ -53,7 +55,7 @@ public sealed class DynamicSampling
     /// </summary>
     public int[] Add(ReadOnlySpan<double> rewards)
     {
-        if (IsDone) throw new SparkException($"dynamic sampling: the fill is done ({KeptGroups}/{TargetGroups} groups after {Attempts} attempts); start a new one");
+        if (IsDone) throw new SparkException(Invariant($"dynamic sampling: the fill is done ({KeptGroups}/{TargetGroups} groups after {Attempts} attempts); start a new one"));
         var informative = KeepGroups(rewards, GroupSize);
         var kept = informative[..Math.Min(informative.Length, TargetGroups - KeptGroups)];
         Attempts++;
@@ -70,7 +72,7 @@ public sealed class DynamicSampling
     public static int[] KeepGroups(ReadOnlySpan<double> rewards, int groupSize)
     {
         if (groupSize < 1 || rewards.Length % groupSize != 0)
-            throw new SparkException($"dynamic sampling: {rewards.Length} rewards do not split into groups of {groupSize}");
+            throw new SparkException(Invariant($"dynamic sampling: {rewards.Length} rewards do not split into groups of {groupSize}"));
         var keep = new List<int>();
         for (int g = 0; g * groupSize < rewards.Length; g++)
         {
@@ -78,7 +80,7 @@ public sealed class DynamicSampling
             bool varied = false;
             for (int i = 0; i < groupSize; i++)
             {
-                if (!double.IsFinite(group[i])) throw new SparkException($"dynamic sampling: reward[{g * groupSize + i}] is {group[i]}; rewards must be finite");
+                if (!double.IsFinite(group[i])) throw new SparkException(Invariant($"dynamic sampling: reward[{g * groupSize + i}] is {group[i]}; rewards must be finite"));
                 varied |= group[i] != group[0];
             }
             if (varied) keep.Add(g);

@@ -1,3 +1,5 @@
+using static System.FormattableString;
+
 namespace Spark.Native.Training.Grpo;
 
 /// <summary>The result of <see cref="GrpoMath.Loss"/>: the loss, its metrics and its gradient.</summary>
@@ -35,9 +37,9 @@ public static class GrpoMath
     public static double[] Advantages(ReadOnlySpan<double> rewards, int groupSize, RewardScaling scaling, double epsilon)
     {
         if (groupSize < 1 || rewards.Length % groupSize != 0)
-            throw new SparkException($"grpo advantages: {rewards.Length} rewards do not split into groups of {groupSize}");
+            throw new SparkException(Invariant($"grpo advantages: {rewards.Length} rewards do not split into groups of {groupSize}"));
         for (int i = 0; i < rewards.Length; i++)
-            if (!double.IsFinite(rewards[i])) throw new SparkException($"grpo advantages: reward[{i}] is {rewards[i]}; rewards must be finite");
+            if (!double.IsFinite(rewards[i])) throw new SparkException(Invariant($"grpo advantages: reward[{i}] is {rewards[i]}; rewards must be finite"));
         double batchStd = scaling == RewardScaling.Batch ? StdDev(rewards) : 0;
         var advantages = new double[rewards.Length];
         for (int g = 0; g < rewards.Length; g += groupSize)
@@ -136,7 +138,7 @@ public static class GrpoMath
                 LossType.Bnpo => tokens,
                 LossType.Dapo => tokenNormalizer ?? tokens,
                 LossType.DrGrpo => (double)rows * maxCompletionLength,
-                _ => throw new SparkException($"grpo: unknown loss type {(int)lossType}; expected one of {string.Join(", ", Enum.GetNames<LossType>())}"),
+                _ => throw new SparkException(Invariant($"grpo: unknown loss type {(int)lossType}; expected one of {string.Join(", ", Enum.GetNames<LossType>())}")),
             };
             for (int t = 0; t < length; t++) w[row + t] = mask[row + t] / divisor;
         }
@@ -151,7 +153,7 @@ public static class GrpoMath
     /// <param name="options">Loss type, importance-sampling level, β, ε_low, ε_high, max completion length.</param>
     /// <param name="advantages">[B] from <see cref="Advantages"/>.</param>
     /// <param name="logp">[B, L] log-probs of the completion tokens under π_θ at the sampling temperature.</param>
-    /// <param name="oldLogp">[B, L] log-probs at sampling time (π_old); empty when this is the only optimizer step on the
+    /// <param name="oldLogp">[B, L] log-probs at sampling time (π_old)); empty when this is the only optimizer step on the
     /// rollout batch, meaning π_old = π_θ (ratio 1, gradient not 0).</param>
     /// <param name="refLogp">[B, L] log-probs under the frozen reference model; may be empty only when β = 0 (then
     /// <see cref="GrpoLossResult.KlMean"/> is null).</param>
@@ -189,8 +191,7 @@ public static class GrpoMath
                 }
             }
             if (!double.IsFinite(term) || !double.IsFinite(dLogRatio[k]) || !double.IsFinite(dLogpKl[k]))
-                throw new SparkException($"grpo loss: the term of row {k / length}, token {k % length} is not finite (log-ratio {logRatio[k]}, " +
-                    $"logp {logp[k]}, old {oldLogp[k]}{(hasRef ? $", ref {refLogp[k]}" : "")}, advantage {advantages[k / length]})");
+                throw new SparkException(Invariant($"grpo loss: the term of row {k / length}, token {k % length} is not finite (log-ratio {logRatio[k]}, logp {logp[k]}, old {oldLogp[k]}, ref {(hasRef ? refLogp[k] : double.NaN)}, advantage {advantages[k / length]})"));
             loss += term;
             tokens++;
             if (clipped < 0) low++;
@@ -209,20 +210,20 @@ public static class GrpoMath
     {
         int rows = advantages.Length;
         if (rows == 0 || logp.Length % rows != 0 || logp.Length == 0)
-            throw new SparkException($"grpo loss: logp has {logp.Length} values, not [B, L] with B = {rows} advantages and L ≥ 1");
+            throw new SparkException(Invariant($"grpo loss: logp has {logp.Length} values, not [B, L] with B = {rows} advantages and L ≥ 1"));
         int length = logp.Length / rows;
         if (oldLogp.Length != logp.Length || mask.Length != logp.Length || (!refLogp.IsEmpty && refLogp.Length != logp.Length))
-            throw new SparkException($"grpo loss: logp [{rows}, {length}] but old_logp has {oldLogp.Length}, ref_logp {refLogp.Length}, mask {mask.Length} values");
+            throw new SparkException(Invariant($"grpo loss: logp [{rows}, {length}] but old_logp has {oldLogp.Length}, ref_logp {refLogp.Length}, mask {mask.Length} values"));
         if (refLogp.IsEmpty && options.Beta != 0)
-            throw new SparkException($"grpo loss: beta is {options.Beta} but no reference log-probs were given");
+            throw new SparkException(Invariant($"grpo loss: beta is {options.Beta} but no reference log-probs were given"));
         if (tokenNormalizer is { } norm && !(norm > 0 && double.IsFinite(norm)))
-            throw new SparkException($"grpo loss: token normaliser {norm} must be a finite number > 0");
+            throw new SparkException(Invariant($"grpo loss: token normaliser {norm} must be a finite number > 0"));
         for (int i = 0; i < rows; i++)
-            if (!double.IsFinite(advantages[i])) throw new SparkException($"grpo loss: advantage[{i}] is {advantages[i]}; advantages must be finite");
+            if (!double.IsFinite(advantages[i])) throw new SparkException(Invariant($"grpo loss: advantage[{i}] is {advantages[i]}; advantages must be finite"));
         for (int k = 0; k < logp.Length; k++)
         {
             if (mask[k] is not (0 or 1))
-                throw new SparkException($"grpo loss: mask at row {k / length}, token {k % length} is {mask[k]}; expected 0 or 1");
+                throw new SparkException(Invariant($"grpo loss: mask at row {k / length}, token {k % length} is {mask[k]}; expected 0 or 1"));
             if (mask[k] == 0) continue;
             CheckFinite("logp", logp[k], k, length);
             CheckFinite("old_logp", oldLogp[k], k, length);
@@ -234,7 +235,7 @@ public static class GrpoMath
     private static void CheckFinite(string name, double value, int k, int length)
     {
         if (!double.IsFinite(value))
-            throw new SparkException($"grpo loss: {name} at row {k / length}, token {k % length} is {value} inside the completion mask; log-probs must be finite");
+            throw new SparkException(Invariant($"grpo loss: {name} at row {k / length}, token {k % length} is {value} inside the completion mask; log-probs must be finite"));
     }
 
     private static double Sum(ReadOnlySpan<double> x)
