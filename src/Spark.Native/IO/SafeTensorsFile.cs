@@ -136,6 +136,24 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         return dst;
     }
 
+    /// <summary>
+    /// F64 (or F32) tensor <paramref name="name"/> as a new F64 array; both conversions are exact. Reference data in
+    /// float64 (e.g. the GRPO golden cases) is read with this.
+    /// </summary>
+    public double[] ReadF64(string name)
+    {
+        var t = this[name];
+        if (t.DType is not (DType.F64 or DType.F32))
+            throw new NotSupportedException($"{Path}: tensor '{name}' is {DTypes.Name(t.DType)}; ReadF64 reads F64 and F32");
+        var dst = new double[CheckedArrayLength(t)];
+        Read(t, dst.AsSpan(), static (dtype, src, d) =>
+        {
+            for (int i = 0; i < d.Length; i++)
+                d[i] = dtype == DType.F64 ? BinaryPrimitives.ReadDoubleLittleEndian(src[(8 * i)..]) : BinaryPrimitives.ReadSingleLittleEndian(src[(4 * i)..]);
+        });
+        return dst;
+    }
+
     /// <summary>Integer (or BOOL) tensor <paramref name="name"/> widened to a new I64 array; U64 is not accepted.</summary>
     public long[] ReadI64(string name)
     {
