@@ -27,15 +27,6 @@ public enum OverlongExamples
     Drop,
 }
 
-/// <summary>What to do with a line that cannot be read.</summary>
-public enum BadLines
-{
-    /// <summary>Stop with an error naming file and line.</summary>
-    Fail,
-    /// <summary>Skip it and count it.</summary>
-    Skip,
-}
-
 /// <summary>One tokenized example: ids [T] and which of them are learned (targets of the previous position).</summary>
 public sealed record SftExample(int[] Ids, bool[] Learned)
 {

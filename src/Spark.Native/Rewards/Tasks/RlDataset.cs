@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Spark.Native.Training;
 
 namespace Spark.Native.Rewards.Tasks;
 
