@@ -283,6 +283,8 @@ public sealed class SparkModel : IDisposable
         _parameters.Layout.TryGet(name, out var e) ? e.Shape.Select(d => (long)d).ToArray() : throw new SparkException($"no weight named '{name}'");
 
     internal Transformer Transformer => _transformer;
+
+    internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
     internal ParameterArena Parameters => _parameters;
     internal IBackend Backend => _backend;
 
