@@ -1,0 +1,321 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Spark.Native.Backends;
+using Spark.Native.Generation;
+using Spark.Native.Models;
+
+namespace Spark.Native.Training.Grpo;
+
+/// <summary>Settings of a GRPO run (the loss variant lives in <see cref="Loss"/>).</summary>
+public sealed record GrpoOptions
+{
+    /// <summary>Loss variant, β, clipping, aggregation (presets: <see cref="GrpoLoss.Grpo"/>, Dapo, DrGrpo, Bnpo, Gspo).</summary>
+    public GrpoLoss Loss { get; init; } = GrpoLoss.Grpo(128) with { Beta = 0 };
+    /// <summary>Prompts per rollout batch.</summary>
+    public int PromptsPerStep { get; init; } = 8;
+    /// <summary>Completions per prompt (G).</summary>
+    public int GroupSize { get; init; } = 8;
+    /// <summary>Sampling temperature; log-probs are taken at the same temperature.</summary>
+    public float Temperature { get; init; } = 1f;
+    /// <summary>Top-k (0: off).</summary>
+    public int TopK { get; init; }
+    /// <summary>Top-p (1: off).</summary>
+    public float TopP { get; init; } = 1f;
+    /// <summary>Strings that end a completion (besides the model's EOS ids).</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+    /// <summary>Optimizer steps per rollout batch (mini-batches); above 1 the old log-probs are the sampling-time ones.</summary>
+    public int MiniBatches { get; init; } = 1;
+    /// <summary>Rollout batches (steps) of the run.</summary>
+    public int Steps { get; init; } = 100;
+    /// <summary>AdamW settings.</summary>
+    public OptimizerSettings Optimizer { get; init; } = new() { LearningRate = 1e-6, MaxGradNorm = 1.0 };
+    /// <summary>Concurrent sequences of the rollout engine.</summary>
+    public int Slots { get; init; } = 64;
+    /// <summary>Seed of prompt order and sampling.</summary>
+    public ulong Seed { get; init; }
+    /// <summary>How BF16 weights are updated (CUDA).</summary>
+    public MasterWeights MasterWeights { get; init; } = MasterWeights.Fp32;
+    /// <summary>Rollout batches drawn at most per step when dynamic sampling drops uninformative groups.</summary>
+    public int MaxSamplingAttempts { get; init; } = 4;
+
+    internal void Validate()
+    {
+        Loss.Validate();
+        if (PromptsPerStep < 1) throw new SparkException($"prompts per step is {PromptsPerStep}; expected ≥ 1");
+        if (GroupSize < 2) throw new SparkException($"group size is {GroupSize}; GRPO compares completions within a group, expected ≥ 2");
+        if (!(Temperature > 0)) throw new SparkException($"temperature is {Temperature}; GRPO samples, expected > 0");
+        if (MiniBatches < 1 || MiniBatches > PromptsPerStep * GroupSize)
+            throw new SparkException($"mini-batches is {MiniBatches}; expected 1 … {PromptsPerStep * GroupSize} (the completions per step)");
+        if (Steps < 1) throw new SparkException($"steps is {Steps}; expected ≥ 1");
+        if (MaxSamplingAttempts < 1) throw new SparkException($"max sampling attempts is {MaxSamplingAttempts}; expected ≥ 1");
+        Optimizer.Validate();
+    }
+}
+
+/// <summary>One GRPO step as reported to the console and the metrics file.</summary>
+/// <param name="Step">Rollout batches done (1-based).</param>
+/// <param name="TotalSteps">Steps of the run.</param>
+/// <param name="Reward">Mean verifier reward of the step's completions (before dynamic sampling).</param>
+/// <param name="Accuracy">Fraction of completions with reward 1.</param>
+/// <param name="Loss">Mean GRPO loss over the mini-batches.</param>
+/// <param name="Kl">Mean k3 KL to the reference model (null without one).</param>
+/// <param name="ClipFraction">Fraction of completion tokens whose ratio was clipped (low + high).</param>
+/// <param name="Entropy">Mean next-token entropy over completion tokens (at the sampling temperature).</param>
+/// <param name="MeanLength">Mean completion length in tokens.</param>
+/// <param name="KeptGroups">Groups trained on (dynamic sampling drops the all-equal ones).</param>
+/// <param name="RolloutTokensPerSecond">Generated tokens per second of sampling.</param>
+/// <param name="TrainTokensPerSecond">Tokens per second of the forward/backward passes.</param>
+/// <param name="RolloutSeconds">Time spent sampling.</param>
+/// <param name="TrainSeconds">Time spent in forward/backward and the optimizer.</param>
+/// <param name="EtaSeconds">Estimated seconds to the end of the run.</param>
+public sealed record GrpoProgress(long Step, long TotalSteps, double Reward, double Accuracy, double Loss, double? Kl, double ClipFraction,
+    double Entropy, double MeanLength, int KeptGroups, double RolloutTokensPerSecond, double TrainTokensPerSecond, double RolloutSeconds,
+    double TrainSeconds, double EtaSeconds);
+
+/// <summary>A prompt to train on: its token ids and whatever the reward function needs to score a completion.</summary>
+public sealed record GrpoPrompt(IReadOnlyList<int> Ids, object? Problem = null);
+
+/// <summary>
+/// GRPO (Shao et al. 2024, arXiv 2402.03300) and its variants (see <see cref="GrpoLoss"/>) in one process: sample G
+/// completions per prompt from the live weights (<see cref="RolloutEngine"/>), score them, compute group advantages,
+/// then one or more AdamW steps on the clipped-surrogate loss with log-probs from the fused log-prob gather at the
+/// sampling temperature (no [tokens × vocab] logits). Writes <c>metrics.jsonl</c> into the output folder.
+/// </summary>
+public static class GrpoTrainer
+{
+    /// <summary>
+    /// Trains <paramref name="model"/> in place. <paramref name="reward"/> scores a completion (its text and tokens in
+    /// the <see cref="RolloutSample"/>) for the prompt it came from, in [0, 1] for verifiers. A frozen
+    /// <paramref name="reference"/> model is needed when β ≠ 0 and not allocated otherwise.
+    /// </summary>
+    public static GrpoProgress? Train(SparkModel model, IReadOnlyList<GrpoPrompt> prompts, Func<GrpoPrompt, RolloutSample, double> reward,
+        GrpoOptions options, string outputDirectory, Text.Tokenizer? tokenizer = null, SparkModel? reference = null,
+        Action<GrpoProgress>? onStep = null)
+    {
+        options.Validate();
+        if (prompts.Count == 0) throw new SparkException("GRPO needs at least one prompt");
+        if (options.Loss.NeedsReferenceModel && reference is null)
+            throw new SparkException($"beta is {options.Loss.Beta}: the KL term needs a frozen reference model (or set beta to 0)");
+        var backend = model.Backend;
+        TrainingSupport.Require(backend);
+        if (!backend.Supports(OpKind.LogProbGather) || !backend.Supports(OpKind.LogProbGatherBackward))
+            throw new SparkException($"GRPO on the {backend.Name} backend needs the fused log-prob gather, which it does not implement");
+        var layout = model.Parameters.Layout;
+        bool master = model.Parameters.Buffer.DType != DType.F32 && options.MasterWeights == MasterWeights.Fp32;
+        using var state = new TrainingState(backend, layout, options.Optimizer, master ? model.Parameters : null);
+        using var gradients = new ParameterArena(backend, layout);
+        int maxLength = options.Loss.MaxCompletionLength;
+        int longestPrompt = prompts.Max(p => p.Ids.Count);
+        int perMiniBatch = (options.PromptsPerStep * options.GroupSize + options.MiniBatches - 1) / options.MiniBatches;
+        using var graph = new TrainingGraph(model.Transformer, perMiniBatch * (longestPrompt + maxLength), head: TrainingHead.LogProbs);
+        using var referenceGraph = reference is null ? null : new TrainingGraph(reference.Transformer, perMiniBatch * (longestPrompt + maxLength), head: TrainingHead.LogProbs);
+        var engine = new RolloutEngine(model, new RolloutOptions { Slots = options.Slots, Seed = options.Seed }, tokenizer);
+
+        Directory.CreateDirectory(outputDirectory);
+        string metricsPath = Path.Combine(outputDirectory, RunReport.MetricsFile);
+        File.WriteAllText(metricsPath, "");
+        var order = Shuffled(prompts.Count, options.Seed);
+        int cursor = 0;
+        var clock = Stopwatch.StartNew();
+        GrpoProgress? last = null;
+        for (long step = 0; step < options.Steps; step++)
+        {
+            // ---- rollouts (dynamic sampling draws more batches until enough informative groups, bounded)
+            var rolloutClock = Stopwatch.StartNew();
+            var fill = new DynamicSampling(options.PromptsPerStep, options.GroupSize, options.Loss.DynamicSampling ? options.MaxSamplingAttempts : 1);
+            var groups = new List<(GrpoPrompt Prompt, RolloutSample[] Samples, double[] Rewards)>();
+            long generated = 0;
+            double rewardSum = 0, correct = 0, lengthSum = 0;
+            int scored = 0;
+            while (!fill.IsDone)
+            {
+                var batch = new GrpoPrompt[options.PromptsPerStep];
+                for (int i = 0; i < batch.Length; i++, cursor++)
+                {
+                    if (cursor == order.Length) (order, cursor) = (Shuffled(prompts.Count, options.Seed + (ulong)step + 1), 0);
+                    batch[i] = prompts[order[cursor]];
+                }
+                var requests = batch.Select((p, i) => new RolloutRequest
+                {
+                    Prompt = p.Ids, Samples = options.GroupSize, Temperature = options.Temperature, TopK = options.TopK, TopP = options.TopP,
+                    MaxCompletionTokens = maxLength, StopStrings = options.StopStrings,
+                    Seed = Mix(options.Seed, (ulong)step, (ulong)fill.Attempts, (ulong)i),
+                }).ToArray();
+                var result = engine.Run(requests);
+                generated += result.Stats.GeneratedTokens;
+                var rewards = new double[result.Samples.Count];
+                for (int i = 0; i < rewards.Length; i++)
+                {
+                    var sample = result.Samples[i];
+                    double r = reward(batch[sample.RequestIndex], sample);
+                    if (!double.IsFinite(r)) throw new SparkException($"step {step + 1}: the reward of prompt {sample.RequestIndex}, sample {sample.SampleIndex} is {r}");
+                    rewardSum += r;
+                    correct += r >= 1 ? 1 : 0;
+                    lengthSum += sample.Tokens.Count;
+                    scored++;
+                    if (options.Loss.OverlongCacheLength > 0)
+                        r += RolloutShaping.OverlongPenalty(sample.Tokens.Count, maxLength, options.Loss.OverlongCacheLength);
+                    rewards[i] = r;
+                }
+                foreach (int g in fill.Add(rewards))
+                    groups.Add((batch[g], result.Samples.Skip(g * options.GroupSize).Take(options.GroupSize).ToArray(),
+                        rewards.AsSpan(g * options.GroupSize, options.GroupSize).ToArray()));
+            }
+            double rolloutSeconds = rolloutClock.Elapsed.TotalSeconds;
+
+            // ---- policy update: one or more mini-batches, each an optimizer step
+            var trainClock = Stopwatch.StartNew();
+            var advantages = GrpoMath.Advantages(groups.SelectMany(g => g.Rewards).ToArray(), options.GroupSize, options.Loss.RewardScaling, options.Loss.AdvantageEpsilon);
+            var rows = groups.SelectMany(g => g.Samples.Select(s => (g.Prompt, Sample: s))).ToArray();
+            double tokenNormalizer = rows.Sum(r => (double)CompletionMask(r.Sample, options.Loss).Count(m => m > 0));
+            double lossSum = 0, klSum = 0, clipSum = 0, entropySum = 0, entropyTokens = 0;
+            long trainTokens = 0;
+            int miniBatches = rows.Length == 0 ? 0 : Math.Min(options.MiniBatches, rows.Length);
+            bool haveKl = false;
+            for (int mb = 0; mb < miniBatches; mb++)
+            {
+                int from = rows.Length * mb / miniBatches, to = rows.Length * (mb + 1) / miniBatches;
+                var part = rows[from..to];
+                var batch = Pack(part.Select(r => (r.Prompt.Ids, r.Sample.Tokens)).ToArray());
+                trainTokens += batch.Tokens.Length;
+                var (logProbs, entropies) = graph.ForwardLogProbs(batch.Tokens, batch.Targets, batch.Segments, options.Temperature);
+                int width = Math.Max(1, part.Max(r => r.Sample.Tokens.Count));
+                var logp = Gather(logProbs, batch, width);
+                var mask = new double[part.Length * width];
+                for (int i = 0; i < part.Length; i++)
+                {
+                    var m = CompletionMask(part[i].Sample, options.Loss);
+                    for (int t = 0; t < m.Length; t++) mask[i * width + t] = m[t];
+                    foreach (int row in batch.CompletionRows(i)) { entropySum += entropies[row]; entropyTokens++; }
+                }
+                // π_old: the sampling-time log-probs when this batch takes several optimizer steps, else π_θ itself
+                double[] oldLogp = options.MiniBatches > 1 ? GatherSampled(part.Select(r => r.Sample).ToArray(), width) : [];
+                double[] refLogp = [];
+                if (referenceGraph is not null) refLogp = Gather(referenceGraph.ForwardLogProbs(batch.Tokens, batch.Targets, batch.Segments, options.Temperature).LogProbs, batch, width);
+                var loss = GrpoMath.Loss(options.Loss, advantages.AsSpan(from, to - from), logp, oldLogp, refLogp, mask,
+                    options.Loss.LossType == LossType.Dapo ? tokenNormalizer : null);
+                // the loss is normalised over the whole rollout batch for dapo and over this mini-batch otherwise
+                lossSum += loss.Loss;
+                clipSum += loss.ClipLowFraction + loss.ClipHighFraction;
+                if (loss.KlMean is { } kl) { klSum += kl; haveKl = true; }
+
+                var rowGrad = new float[batch.Tokens.Length];
+                for (int i = 0; i < part.Length; i++)
+                {
+                    int t = 0;
+                    foreach (int row in batch.CompletionRows(i)) rowGrad[row] = (float)loss.GradLogp[i * width + t++];
+                }
+                backend.Fill(gradients.Buffer, 0f);
+                graph.BackwardFromLogProbs(rowGrad, [], gradients);
+                OptimizerStep(model, state, gradients, options, step);
+            }
+            double trainSeconds = trainClock.Elapsed.TotalSeconds;
+
+            double elapsed = clock.Elapsed.TotalSeconds;
+            last = new GrpoProgress(step + 1, options.Steps, rewardSum / Math.Max(1, scored), correct / Math.Max(1, scored),
+                miniBatches == 0 ? 0 : lossSum / miniBatches, haveKl ? klSum / miniBatches : null, miniBatches == 0 ? 0 : clipSum / miniBatches,
+                entropyTokens == 0 ? 0 : entropySum / entropyTokens, lengthSum / Math.Max(1, scored), groups.Count,
+                generated / Math.Max(1e-9, rolloutSeconds), trainTokens / Math.Max(1e-9, trainSeconds), rolloutSeconds, trainSeconds,
+                elapsed / (step + 1) * (options.Steps - step - 1));
+            File.AppendAllText(metricsPath, JsonSerializer.Serialize(last, MetricsJson) + "\n");
+            onStep?.Invoke(last);
+        }
+        return last;
+    }
+
+    private static readonly JsonSerializerOptions MetricsJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    /// <summary>Global-norm clipping, then AdamW on every parameter (decay per <see cref="WeightDecayPolicy"/>).</summary>
+    private static void OptimizerStep(SparkModel model, TrainingState state, ParameterArena gradients, GrpoOptions options, long step)
+    {
+        var backend = model.Backend;
+        double normSquared = backend.SumOfSquares(gradients.Buffer);
+        if (!double.IsFinite(normSquared))
+            throw new SparkException($"step {step + 1}: the gradient norm is not finite ({Math.Sqrt(normSquared)}); lower the learning rate or check the rewards");
+        float clip = (float)GradientClipping.Scale(normSquared, options.Optimizer.MaxGradNorm);
+        var o = options.Optimizer;
+        foreach (var entry in state.Layout.Entries)
+        {
+            float decay = WeightDecayPolicy.AppliesTo(entry.Name) ? (float)o.WeightDecay : 0f;
+            backend.AdamW(model.Parameters[entry.Name], state.Master?[entry.Name], gradients[entry.Name], state.FirstMoment[entry.Name],
+                state.SecondMoment[entry.Name], new AdamWStep((float)o.LearningRate, (float)o.Beta1, (float)o.Beta2, (float)o.Epsilon, decay,
+                    checked((int)(state.OptimizerStep + 1)), clip, Seed: (uint)(options.Seed ^ (ulong)entry.Name.GetHashCode(StringComparison.Ordinal))));
+        }
+        state.OptimizerStep++;
+    }
+
+    /// <summary>1 for each completion token that counts; all 0 for a truncated completion when the loss masks those.</summary>
+    private static double[] CompletionMask(RolloutSample sample, GrpoLoss loss)
+    {
+        var mask = new double[sample.Tokens.Count];
+        if (!(loss.MaskTruncatedCompletions && sample.Truncated)) Array.Fill(mask, 1.0);
+        return mask;
+    }
+
+    /// <summary>Prompt + completion sequences packed as segments; targets are the completion tokens (−1 elsewhere).</summary>
+    private sealed record Packed(int[] Tokens, int[] Targets, Segment[] Segments, int[] CompletionStart, int[] CompletionLength)
+    {
+        /// <summary>Rows whose target is completion token 0, 1, … of sequence i (the row before each token).</summary>
+        public IEnumerable<int> CompletionRows(int i) => Enumerable.Range(CompletionStart[i], CompletionLength[i]);
+    }
+
+    private static Packed Pack(IReadOnlyList<(IReadOnlyList<int> Prompt, IReadOnlyList<int> Completion)> sequences)
+    {
+        int total = sequences.Sum(s => s.Prompt.Count + s.Completion.Count);
+        var tokens = new int[total];
+        var targets = new int[total];
+        Array.Fill(targets, -1);
+        var segments = new Segment[sequences.Count];
+        var start = new int[sequences.Count];
+        var length = new int[sequences.Count];
+        int row = 0;
+        for (int i = 0; i < sequences.Count; i++)
+        {
+            var (prompt, completion) = sequences[i];
+            segments[i] = new Segment(0, 0, prompt.Count + completion.Count);
+            for (int t = 0; t < prompt.Count; t++) tokens[row + t] = prompt[t];
+            for (int t = 0; t < completion.Count; t++)
+            {
+                tokens[row + prompt.Count + t] = completion[t];
+                targets[row + prompt.Count - 1 + t] = completion[t]; // the row before a token predicts it
+            }
+            (start[i], length[i]) = (row + prompt.Count - 1, completion.Count);
+            row += prompt.Count + completion.Count;
+        }
+        return new Packed(tokens, targets, segments, start, length);
+    }
+
+    /// <summary>Per-row log-probs into [B, width] (padding 0).</summary>
+    private static double[] Gather(float[] rowValues, Packed batch, int width)
+    {
+        var result = new double[batch.Segments.Length * width];
+        for (int i = 0; i < batch.Segments.Length; i++)
+        {
+            int t = 0;
+            foreach (int row in batch.CompletionRows(i)) result[i * width + t++] = rowValues[row];
+        }
+        return result;
+    }
+
+    private static double[] GatherSampled(IReadOnlyList<RolloutSample> samples, int width)
+    {
+        var result = new double[samples.Count * width];
+        for (int i = 0; i < samples.Count; i++)
+            for (int t = 0; t < samples[i].LogProbs.Length; t++) result[i * width + t] = samples[i].LogProbs[t];
+        return result;
+    }
+
+    private static int[] Shuffled(int n, ulong seed)
+    {
+        var order = Enumerable.Range(0, n).ToArray();
+        new Random(unchecked((int)(seed ^ (seed >> 32)))).Shuffle(order);
+        return order;
+    }
+
+    private static ulong Mix(ulong a, ulong b, ulong c, ulong d)
+    {
+        ulong h = a * 0x9E3779B97F4A7C15UL;
+        foreach (ulong x in (ulong[])[b, c, d]) h = (h ^ x) * 0xBF58476D1CE4E5B9UL + 0x94D049BB133111EBUL;
+        return h ^ (h >> 31);
+    }
+}
