@@ -36,7 +36,9 @@ namespace Spark.Native.Rewards;
 /// <item>anything else (<c>\sqrt{2}</c>, <c>\pi</c>, expressions) only as a normalised string; two answers made only
 /// of ASCII letters compare case-insensitively.</item>
 /// </list>
-/// Answers longer than <see cref="MaxAnswerChars"/> compare only as identical strings.
+/// Bounds: answers longer than <see cref="MaxAnswerChars"/> compare only as identical strings; lists nest at most 8
+/// deep with at most 256 items, numeric expressions 32 deep, literals have at most 1,000 digits and exact values at
+/// most 4,096 bits; past a bound an answer falls back to string comparison.
 /// </summary>
 public static class MathAnswer
 {
@@ -46,7 +48,8 @@ public static class MathAnswer
     /// <summary>Longest answer that is normalised and parsed; longer ones compare only by ordinal equality.</summary>
     public const int MaxAnswerChars = 16 * 1024;
 
-    private const int MaxDepth = 32;       // nesting of lists and of numeric sub-expressions
+    private const int MaxDepth = 32;       // nesting of numeric sub-expressions
+    private const int MaxListDepth = 8;    // nesting of lists and tuples
     private const int MaxListItems = 256;
     private const int MaxLiteralDigits = 1000;
 
@@ -324,7 +327,7 @@ public static class MathAnswer
 
     private static Node Parse(string s, int depth)
     {
-        if (depth < MaxDepth)
+        if (depth < MaxListDepth)
         {
             var (openLen, closeLen) = WholeBracketed(s);
             if (openLen > 0)
@@ -423,12 +426,25 @@ public static class MathAnswer
                 if (!Same(a.Items[i], b.Items[i], tolerance)) return false;
             return true;
         }
-        var used = new bool[b.Items.Length]; // greedy matching; items are equal or far apart in practice
+        // Unordered: pair identical texts first (the common case, linear), then match the rest greedily.
+        var byText = new Dictionary<string, Stack<int>>();
+        for (int k = b.Items.Length - 1; k >= 0; k--)
+        {
+            if (!byText.TryGetValue(b.Items[k].Text, out var slots)) byText[b.Items[k].Text] = slots = new Stack<int>();
+            slots.Push(k);
+        }
+        var used = new bool[b.Items.Length];
+        var rest = new List<Node>();
         foreach (var x in a.Items)
         {
+            if (byText.TryGetValue(x.Text, out var slots) && slots.Count > 0) used[slots.Pop()] = true;
+            else rest.Add(x);
+        }
+        foreach (var x in rest)
+        {
             int j = -1;
-            for (int k = 0; k < b.Items.Length; k++)
-                if (!used[k] && Same(x, b.Items[k], tolerance)) { j = k; break; }
+            for (int k = 0; k < b.Items.Length && j < 0; k++)
+                if (!used[k] && Same(x, b.Items[k], tolerance)) j = k;
             if (j < 0) return false;
             used[j] = true;
         }
@@ -446,7 +462,7 @@ public static class MathAnswer
 
     /// <summary>Exact equality, or within the relative tolerance when one side has no finite decimal expansion.</summary>
     internal static bool SameNumber(Rational a, Rational b, Rational tolerance) =>
-        a == b || (!(a.IsTerminatingDecimal && b.IsTerminatingDecimal) && Rational.WithinRelative(a, b, tolerance));
+        a == b || (!(a.IsInteger && b.IsInteger) && !(a.IsTerminatingDecimal && b.IsTerminatingDecimal) && Rational.WithinRelative(a, b, tolerance));
 
     // ---- numbers ----
 
