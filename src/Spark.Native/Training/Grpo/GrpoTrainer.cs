@@ -170,7 +170,8 @@ public static class GrpoTrainer
             double tokenNormalizer = rows.Sum(r => (double)CompletionMask(r.Sample, options.Loss).Count(m => m > 0));
             double lossSum = 0, klSum = 0, clipSum = 0, entropySum = 0, entropyTokens = 0;
             long trainTokens = 0;
-            int miniBatches = rows.Length == 0 ? 0 : Math.Min(options.MiniBatches, rows.Length);
+            // no counted completion token at all (every one truncated and masked): no update this step
+            int miniBatches = rows.Length == 0 || tokenNormalizer == 0 ? 0 : Math.Min(options.MiniBatches, rows.Length);
             bool haveKl = false;
             for (int mb = 0; mb < miniBatches; mb++)
             {
@@ -188,6 +189,7 @@ public static class GrpoTrainer
                     for (int t = 0; t < m.Length; t++) mask[i * width + t] = m[t];
                     foreach (int row in batch.CompletionRows(i)) { entropySum += entropies[row]; entropyTokens++; }
                 }
+                if (mask.All(m => m == 0)) continue; // every completion here is masked (truncated): nothing to learn from
                 // π_old: the sampling-time log-probs when this batch takes several optimizer steps, else π_θ itself
                 double[] oldLogp = options.MiniBatches > 1 ? GatherSampled(part.Select(r => r.Sample).ToArray(), width) : [];
                 double[] refLogp = [];
