@@ -195,13 +195,7 @@ internal sealed class TrainingGraph : IDisposable
     /// <summary>Embedding → layers → final norm, saving what the backward needs; leaves the result in _finalNormed.</summary>
     private void Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<Segment> segments)
     {
-        int rows = tokens.Length;
-        var c = _model.Config;
-        var positions = Positions(segments, rows);
-        var spans = Spans(segments);
-        var heads = new AttentionHeads(c.HeadCount, c.KeyValueHeadCount, c.HeadDim);
-        float eps = (float)c.RmsNormEps;
-        var p = _model.Parameters;
+        var (rows, positions, spans, heads, eps, c, p) = Geometry(tokens, segments);
         Tensor R(Tensor t) => t.Rows(0, rows);
 
         // forward, saving what the backward needs
@@ -233,13 +227,7 @@ internal sealed class TrainingGraph : IDisposable
     /// <summary>From ∂L/∂(final normed hidden) in _dNormed back to every parameter gradient (accumulated).</summary>
     private void Backward(ReadOnlySpan<int> tokens, ReadOnlySpan<Segment> segments, ParameterArena gradients)
     {
-        int rows = tokens.Length;
-        var c = _model.Config;
-        var positions = Positions(segments, rows);
-        var spans = Spans(segments);
-        var heads = new AttentionHeads(c.HeadCount, c.KeyValueHeadCount, c.HeadDim);
-        float eps = (float)c.RmsNormEps;
-        var p = _model.Parameters;
+        var (rows, positions, spans, heads, eps, c, p) = Geometry(tokens, segments);
         Tensor R(Tensor t) => t.Rows(0, rows);
         var g = gradients;
         Zero(_dx, rows);
@@ -277,6 +265,15 @@ internal sealed class TrainingGraph : IDisposable
             _b.RmsNormBackward(R(_dx), dw.InputNorm, R(_dNormed), R(a.Input), w.InputNorm, eps); // _dx is now ∂/∂input
         }
         _b.EmbeddingBackward(g[ParameterLayout.Embedding], R(_dx), tokens);
+    }
+
+    /// <summary>What the forward and the backward of one batch both need: rows, positions, attention spans, heads, eps.</summary>
+    private (int Rows, int[] Positions, AttentionSpan[] Spans, AttentionHeads Heads, float Eps, ModelConfig Config, ParameterArena Parameters)
+        Geometry(ReadOnlySpan<int> tokens, ReadOnlySpan<Segment> segments)
+    {
+        var c = _model.Config;
+        return (tokens.Length, Positions(segments, tokens.Length), Spans(segments), new AttentionHeads(c.HeadCount, c.KeyValueHeadCount, c.HeadDim),
+            (float)c.RmsNormEps, c, _model.Parameters);
     }
 
     private void Zero(Tensor t, int rows) => _b.Fill(t.Rows(0, rows), 0f);

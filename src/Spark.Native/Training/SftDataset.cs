@@ -68,7 +68,6 @@ public sealed class SftDataset
         OverlongExamples overlong = OverlongExamples.Truncate, BadLines badLines = BadLines.Fail)
     {
         if (maxLength < 2) throw new SparkException($"max length {maxLength} is too short; an example needs at least 2 tokens");
-        var strict = new UTF8Encoding(false, throwOnInvalidBytes: true);
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new SparkException($"{path}: cannot read: {e.Message}", e); }
@@ -85,13 +84,7 @@ public sealed class SftDataset
             SftExample example;
             try
             {
-                string text;
-                try { text = strict.GetString(line); }
-                catch (DecoderFallbackException) { throw new SparkException("invalid UTF-8"); }
-                JsonNode? node;
-                try { node = JsonNode.Parse(text); }
-                catch (JsonException e) { throw new SparkException($"invalid JSON: {e.Message.Split('\n')[0]}"); }
-                if (node is not JsonObject obj) throw new SparkException("expected a JSON object");
+                var obj = IO.JsonLine.ParseObject(line);
                 example = fields switch
                 {
                     SftFields.PromptCompletion pc => FromPromptCompletion(obj, pc, tokenizer, template),

@@ -63,7 +63,6 @@ public sealed class RlDataset
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new SparkException($"{path}: cannot read: {e.Message}", e); }
-        var strict = new UTF8Encoding(false, throwOnInvalidBytes: true);
         string fileName = System.IO.Path.GetFileName(path);
         var problems = new List<RlProblem>();
         int skipped = 0, rows = 0, lineNumber = 0;
@@ -79,13 +78,7 @@ public sealed class RlDataset
             rows++;
             try
             {
-                string text;
-                try { text = strict.GetString(line); }
-                catch (DecoderFallbackException) { throw new SparkException("invalid UTF-8"); }
-                JsonNode? node;
-                try { node = JsonNode.Parse(text); }
-                catch (JsonException e) { throw new SparkException($"invalid JSON: {e.Message.Split('\n')[0]}"); }
-                if (node is not JsonObject row) throw new SparkException("expected a JSON object");
+                var row = IO.JsonLine.ParseObject(line);
                 problems.Add(FromRow(row, options, $"{path}:{lineNumber}", $"{fileName}:{lineNumber}"));
             }
             catch (SparkException e)
