@@ -256,7 +256,7 @@ public static class SftTrainer
     }
 
     /// <summary>Drops metric lines of steps after <paramref name="step"/> (left by a run that went past its checkpoint).</summary>
-    private static void TrimMetrics(string path, long step)
+    internal static void TrimMetrics(string path, long step)
     {
         if (!File.Exists(path)) return;
         var keep = File.ReadAllLines(path).Where(line =>

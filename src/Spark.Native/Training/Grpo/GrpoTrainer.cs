@@ -37,6 +37,18 @@ public sealed record GrpoOptions
     public MasterWeights MasterWeights { get; init; } = MasterWeights.Fp32;
     /// <summary>Rollout batches drawn at most per step when dynamic sampling drops uninformative groups.</summary>
     public int MaxSamplingAttempts { get; init; } = 4;
+    /// <summary>Learning-rate shape after warm-up (per optimizer step).</summary>
+    public ScheduleKind Schedule { get; init; } = ScheduleKind.Constant;
+    /// <summary>Linear warm-up, in optimizer steps.</summary>
+    public int WarmupSteps { get; init; }
+    /// <summary>Save a checkpoint (Hugging Face weights + training state) every this many steps; 0: only the final one.</summary>
+    public int SaveEvery { get; init; }
+    /// <summary>Log one prompt's completions to samples.jsonl every this many steps; 0: never.</summary>
+    public int SampleEvery { get; init; } = 10;
+    /// <summary>Run the evaluation callback every this many steps (and after the last); 0: never.</summary>
+    public int EvalEvery { get; init; }
+    /// <summary>Stop after this many steps of this call (null: run to the end); for interrupting a run.</summary>
+    public long? StopAfterSteps { get; init; }
 
     internal void Validate()
     {
@@ -48,6 +60,8 @@ public sealed record GrpoOptions
             throw new SparkException($"mini-batches is {MiniBatches}; expected 1 … {PromptsPerStep * GroupSize} (the completions per step)");
         if (Steps < 1) throw new SparkException($"steps is {Steps}; expected ≥ 1");
         if (MaxSamplingAttempts < 1) throw new SparkException($"max sampling attempts is {MaxSamplingAttempts}; expected ≥ 1");
+        if (WarmupSteps < 0 || SaveEvery < 0 || SampleEvery < 0 || EvalEvery < 0)
+            throw new SparkException("warm-up steps, save-every, sample-every and eval-every must be ≥ 0");
         Optimizer.Validate();
     }
 }
@@ -79,10 +93,15 @@ public sealed record GrpoPrompt(IReadOnlyList<int> Ids, object? Problem = null);
 /// GRPO (Shao et al. 2024, arXiv 2402.03300) and its variants (see <see cref="GrpoLoss"/>) in one process: sample G
 /// completions per prompt from the live weights (<see cref="RolloutEngine"/>), score them, compute group advantages,
 /// then one or more AdamW steps on the clipped-surrogate loss with log-probs from the fused log-prob gather at the
-/// sampling temperature (no [tokens × vocab] logits). Writes <c>metrics.jsonl</c> into the output folder.
+/// sampling temperature (no [tokens × vocab] logits). Writes <c>metrics.jsonl</c> (one line per step, evaluation
+/// results added to the steps that ran one), <c>samples.jsonl</c>, and checkpoints <c>checkpoint-N/</c> and
+/// <c>final/</c> (Hugging Face weights with the training state beside them) into the output folder.
 /// </summary>
 public static class GrpoTrainer
 {
+    /// <summary>Name of the folder of the final checkpoint inside the output folder.</summary>
+    public const string FinalCheckpoint = "final";
+
     /// <summary>
     /// Trains <paramref name="model"/> in place. <paramref name="reward"/> scores a completion (its text and tokens in
     /// the <see cref="RolloutSample"/>) for the prompt it came from, in [0, 1] for verifiers. A frozen
@@ -90,7 +109,8 @@ public static class GrpoTrainer
     /// </summary>
     public static GrpoProgress? Train(SparkModel model, IReadOnlyList<GrpoPrompt> prompts, Func<GrpoPrompt, RolloutSample, double> reward,
         GrpoOptions options, string outputDirectory, Text.Tokenizer? tokenizer = null, SparkModel? reference = null,
-        Action<GrpoProgress>? onStep = null)
+        Action<GrpoProgress>? onStep = null, string? sourceDirectory = null, string? resumeState = null,
+        Func<SparkModel, IReadOnlyDictionary<string, double>>? evaluate = null)
     {
         options.Validate();
         if (prompts.Count == 0) throw new SparkException("GRPO needs at least one prompt");
@@ -102,7 +122,17 @@ public static class GrpoTrainer
             throw new SparkException($"GRPO on the {backend.Name} backend needs the fused log-prob gather, which it does not implement");
         var layout = model.Parameters.Layout;
         bool master = model.Parameters.Buffer.DType != DType.F32 && options.MasterWeights == MasterWeights.Fp32;
-        using var state = new TrainingState(backend, layout, options.Optimizer, master ? model.Parameters : null);
+        using var state = resumeState is null
+            ? new TrainingState(backend, layout, options.Optimizer, master ? model.Parameters : null)
+            : TrainingState.Load(resumeState, backend, layout, needsMaster: master);
+        string fingerprint = $"grpo prompts={prompts.Count} per-step={options.PromptsPerStep} G={options.GroupSize} seed={options.Seed} steps={options.Steps}";
+        if (resumeState is null) state.RunFingerprint = fingerprint;
+        else if (state.RunFingerprint != fingerprint)
+            throw new SparkException($"{resumeState}: the saved run was started with other prompts or batching ({state.RunFingerprint ?? "unknown"}); this run has {fingerprint}");
+        state.Settings = options.Optimizer;
+        long optimizerSteps = (long)options.Steps * options.MiniBatches;
+        var schedule = new LearningRateSchedule(options.Schedule, options.Optimizer.LearningRate, options.WarmupSteps,
+            (int)Math.Min(int.MaxValue, Math.Max(optimizerSteps, options.WarmupSteps)));
         using var gradients = new ParameterArena(backend, layout);
         int maxLength = options.Loss.MaxCompletionLength;
         int longestPrompt = prompts.Max(p => p.Ids.Count);
@@ -113,12 +143,17 @@ public static class GrpoTrainer
 
         Directory.CreateDirectory(outputDirectory);
         string metricsPath = Path.Combine(outputDirectory, RunReport.MetricsFile);
-        File.WriteAllText(metricsPath, "");
-        var order = Shuffled(prompts.Count, options.Seed);
-        int cursor = 0;
+        if (resumeState is null) File.WriteAllText(metricsPath, "");
+        else SftTrainer.TrimMetrics(metricsPath, state.Step); // a resumed run rewrites the steps after its checkpoint
+        string samplesPath = Path.Combine(outputDirectory, RunReport.SamplesFile);
+        if (resumeState is null) File.WriteAllText(samplesPath, "");
+        // prompt order: a shuffle per pass over the prompts (Epoch), read from SamplePosition on; both saved for resume
+        var order = SftTrainer.Shuffle(prompts.Count, options.Seed, state.Epoch);
+        int cursor = checked((int)state.SamplePosition);
         var clock = Stopwatch.StartNew();
+        long stepsThisCall = 0;
         GrpoProgress? last = null;
-        for (long step = 0; step < options.Steps; step++)
+        for (long step = state.Step; step < options.Steps && (options.StopAfterSteps is not { } stop || stepsThisCall < stop); step++)
         {
             // ---- rollouts (dynamic sampling draws more batches until enough informative groups, bounded)
             var rolloutClock = Stopwatch.StartNew();
@@ -132,7 +167,7 @@ public static class GrpoTrainer
                 var batch = new GrpoPrompt[options.PromptsPerStep];
                 for (int i = 0; i < batch.Length; i++, cursor++)
                 {
-                    if (cursor == order.Length) (order, cursor) = (Shuffled(prompts.Count, options.Seed + (ulong)step + 1), 0);
+                    if (cursor == order.Length) (order, cursor) = (SftTrainer.Shuffle(prompts.Count, options.Seed, ++state.Epoch), 0);
                     batch[i] = prompts[order[cursor]];
                 }
                 var requests = batch.Select((p, i) => new RolloutRequest
@@ -209,26 +244,52 @@ public static class GrpoTrainer
                 }
                 backend.Fill(gradients.Buffer, 0f);
                 graph.BackwardFromLogProbs(rowGrad, [], gradients);
-                OptimizerStep(model, state, gradients, options, step);
+                OptimizerStep(model, state, gradients, options, schedule.At(state.OptimizerStep), step);
             }
             double trainSeconds = trainClock.Elapsed.TotalSeconds;
+            state.Step = step + 1;
+            state.SamplePosition = cursor;
+            stepsThisCall++;
+
+            if (options.SampleEvery > 0 && (step + 1) % options.SampleEvery == 0 && groups.Count > 0)
+                LogSamples(samplesPath, step + 1, groups[0].Samples, groups[0].Rewards);
+            bool done = step + 1 == options.Steps;
+            bool stopping = options.StopAfterSteps is { } limit && stepsThisCall >= limit;
+            var evaluation = evaluate is not null && options.EvalEvery > 0 && ((step + 1) % options.EvalEvery == 0 || done) ? evaluate(model) : null;
 
             double elapsed = clock.Elapsed.TotalSeconds;
             last = new GrpoProgress(step + 1, options.Steps, rewardSum / Math.Max(1, scored), correct / Math.Max(1, scored),
                 miniBatches == 0 ? 0 : lossSum / miniBatches, haveKl ? klSum / miniBatches : null, miniBatches == 0 ? 0 : clipSum / miniBatches,
                 entropyTokens == 0 ? 0 : entropySum / entropyTokens, lengthSum / Math.Max(1, scored), groups.Count,
                 generated / Math.Max(1e-9, rolloutSeconds), trainTokens / Math.Max(1e-9, trainSeconds), rolloutSeconds, trainSeconds,
-                elapsed / (step + 1) * (options.Steps - step - 1));
-            File.AppendAllText(metricsPath, JsonSerializer.Serialize(last, MetricsJson) + "\n");
+                elapsed / stepsThisCall * (options.Steps - step - 1));
+            var line = JsonSerializer.SerializeToNode(last, MetricsJson)!.AsObject();
+            line["learning_rate"] = schedule.At(Math.Max(0, state.OptimizerStep - 1));
+            if (evaluation is not null)
+                foreach (var (name, value) in evaluation) line["eval_" + name] = value;
+            File.AppendAllText(metricsPath, line.ToJsonString() + "\n");
             onStep?.Invoke(last);
+            if (done || stopping || (options.SaveEvery > 0 && state.Step % options.SaveEvery == 0))
+                SftTrainer.SaveCheckpoint(model, state, Path.Combine(outputDirectory, done ? FinalCheckpoint : $"checkpoint-{state.Step}"), sourceDirectory);
         }
         return last;
+    }
+
+    /// <summary>One group's completions with their rewards, as a samples.jsonl line per completion.</summary>
+    private static void LogSamples(string path, long step, IReadOnlyList<RolloutSample> samples, IReadOnlyList<double> rewards)
+    {
+        var lines = samples.Select((s, i) => new System.Text.Json.Nodes.JsonObject
+        {
+            ["step"] = step, ["sample"] = i, ["reward"] = rewards[i], ["length"] = s.Tokens.Count, ["finish"] = s.FinishReason.ToString(),
+            ["completion"] = s.Text ?? string.Join(' ', s.Tokens),
+        }.ToJsonString());
+        File.AppendAllLines(path, lines);
     }
 
     private static readonly JsonSerializerOptions MetricsJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     /// <summary>Global-norm clipping, then AdamW on every parameter (decay per <see cref="WeightDecayPolicy"/>).</summary>
-    private static void OptimizerStep(SparkModel model, TrainingState state, ParameterArena gradients, GrpoOptions options, long step)
+    private static void OptimizerStep(SparkModel model, TrainingState state, ParameterArena gradients, GrpoOptions options, double learningRate, long step)
     {
         var backend = model.Backend;
         double normSquared = backend.SumOfSquares(gradients.Buffer);
@@ -240,7 +301,7 @@ public static class GrpoTrainer
         {
             float decay = WeightDecayPolicy.AppliesTo(entry.Name) ? (float)o.WeightDecay : 0f;
             backend.AdamW(model.Parameters[entry.Name], state.Master?[entry.Name], gradients[entry.Name], state.FirstMoment[entry.Name],
-                state.SecondMoment[entry.Name], new AdamWStep((float)o.LearningRate, (float)o.Beta1, (float)o.Beta2, (float)o.Epsilon, decay,
+                state.SecondMoment[entry.Name], new AdamWStep((float)learningRate, (float)o.Beta1, (float)o.Beta2, (float)o.Epsilon, decay,
                     checked((int)(state.OptimizerStep + 1)), clip, Seed: (uint)(options.Seed ^ (ulong)entry.Name.GetHashCode(StringComparison.Ordinal))));
         }
         state.OptimizerStep++;
@@ -305,13 +366,6 @@ public static class GrpoTrainer
         for (int i = 0; i < samples.Count; i++)
             for (int t = 0; t < samples[i].LogProbs.Length; t++) result[i * width + t] = samples[i].LogProbs[t];
         return result;
-    }
-
-    private static int[] Shuffled(int n, ulong seed)
-    {
-        var order = Enumerable.Range(0, n).ToArray();
-        new Random(unchecked((int)(seed ^ (seed >> 32)))).Shuffle(order);
-        return order;
     }
 
     private static ulong Mix(ulong a, ulong b, ulong c, ulong d)

@@ -45,6 +45,59 @@ public class GrpoTrainerTests
     }
 
     [Fact]
+    public void AResumedRunEqualsAnUninterruptedOne()
+    {
+        using var ckpt = new TinyCheckpoint(new TinySpec { Vocab = 64, Eos = [63], Hidden = 32, Intermediate = 64, Heads = 4, KvHeads = 2, Seed = 23 });
+        var prompts = Enumerable.Range(0, 5).Select(i => new GrpoPrompt([1 + i, 7])).ToArray(); // 5 prompts, 2 per step: passes wrap mid-step
+        var options = new GrpoOptions
+        {
+            Loss = GrpoLoss.Grpo(4) with { Beta = 0 }, PromptsPerStep = 2, GroupSize = 4, Steps = 6, MiniBatches = 2, Seed = 9,
+            Optimizer = new OptimizerSettings { LearningRate = 1e-2 }, Schedule = ScheduleKind.Cosine, WarmupSteps = 2, SampleEvery = 2,
+        };
+        float[] FinalWeights(string run) => SafeTensorsCheckpointWeights(Path.Combine(run, GrpoTrainer.FinalCheckpoint));
+
+        using var straight = new TempDir();
+        var rewardsStraight = new List<double>();
+        using (var model = SparkModel.Load(ckpt.Directory))
+            GrpoTrainer.Train(model, prompts, EvenShare, options, straight.Path, onStep: p => rewardsStraight.Add(p.Reward), sourceDirectory: ckpt.Directory);
+
+        using var resumed = new TempDir();
+        var rewardsResumed = new List<double>();
+        using (var model = SparkModel.Load(ckpt.Directory))
+            GrpoTrainer.Train(model, prompts, EvenShare, options with { StopAfterSteps = 3 }, resumed.Path, onStep: p => rewardsResumed.Add(p.Reward), sourceDirectory: ckpt.Directory);
+        string checkpoint = Path.Combine(resumed.Path, "checkpoint-3");
+        using (var model = SparkModel.Load(checkpoint))
+            GrpoTrainer.Train(model, prompts, EvenShare, options, resumed.Path, onStep: p => rewardsResumed.Add(p.Reward), sourceDirectory: ckpt.Directory, resumeState: checkpoint);
+
+        Assert.Equal(rewardsStraight, rewardsResumed);
+        Assert.Equal(FinalWeights(straight.Path), FinalWeights(resumed.Path));
+        Assert.Equal(6, File.ReadAllLines(Path.Combine(resumed.Path, RunReport.MetricsFile)).Length);
+        Assert.Equal(File.ReadAllLines(Path.Combine(straight.Path, RunReport.SamplesFile)).Length,
+            File.ReadAllLines(Path.Combine(resumed.Path, RunReport.SamplesFile)).Length);
+    }
+
+    private static float[] SafeTensorsCheckpointWeights(string directory)
+    {
+        using var file = Native.IO.SafeTensorsFile.Open(Path.Combine(directory, "model.safetensors"));
+        return file.Tensors.OrderBy(t => t.Name, StringComparer.Ordinal).SelectMany(t => file.ReadF32(t.Name)).ToArray();
+    }
+
+    [Fact]
+    public void EvaluationResultsJoinTheMetricsOfTheirSteps()
+    {
+        using var ckpt = new TinyCheckpoint(new TinySpec { Vocab = 64, Eos = [63], Hidden = 32, Intermediate = 64, Heads = 4, KvHeads = 2, Seed = 24 });
+        using var model = SparkModel.Load(ckpt.Directory);
+        using var run = new TempDir();
+        int calls = 0;
+        GrpoTrainer.Train(model, [new GrpoPrompt([3, 4])], EvenShare,
+            new GrpoOptions { Loss = GrpoLoss.Grpo(3) with { Beta = 0 }, PromptsPerStep = 1, GroupSize = 2, Steps = 5, EvalEvery = 2 },
+            run.Path, evaluate: _ => new Dictionary<string, double> { ["accuracy"] = ++calls });
+        Assert.Equal(3, calls); // steps 2, 4 and the last
+        var lines = File.ReadAllLines(Path.Combine(run.Path, RunReport.MetricsFile));
+        Assert.Equal([false, true, false, true, true], lines.Select(l => l.Contains("\"eval_accuracy\"", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void BetaWithoutAReferenceModelIsRefused()
     {
         using var ckpt = new TinyCheckpoint(new TinySpec { Seed = 22 });
