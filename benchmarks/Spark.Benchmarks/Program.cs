@@ -12,6 +12,7 @@ var suites = new Dictionary<string, (string Description, Func<BenchOptions, Benc
     ["tokenize"] = ("Tokenizer load time and single-thread encode MB/s (--tokenizer DIR --input CORPUS)", TokenizeSuite.Run),
     ["train-step"] = ("One CPU training step (forward + backward + AdamW), 4-layer Llama h256, batch 8x128", TrainStepSuite.Run),
     ["forward"] = ("Model forward tokens/s on the CPU backend: prefill and KV-cache decode at real shapes", ForwardSuite.Run),
+    ["grpo-step"] = ("GRPO steps on the CPU at the Qwen2.5-0.5B shape, tiny batch: rollout and training tokens/s, time split, peak memory", GrpoStepSuite.Run),
 };
 
 if (args.Length == 0 || args[0] is "-h" or "--help" || !suites.ContainsKey(args[0]))

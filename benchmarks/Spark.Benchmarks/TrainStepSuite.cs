@@ -68,7 +68,7 @@ public static class TrainStepSuite
         }]);
     }
 
-    private static void Randomize(IBackend backend, ParameterArena arena)
+    internal static void Randomize(IBackend backend, ParameterArena arena)
     {
         var rng = new Random(1);
         foreach (var e in arena.Layout.Entries)

@@ -88,6 +88,9 @@ public sealed class SparkModel : IDisposable
         LoadNotices = notices;
     }
 
+    /// <summary>A model over parameters already on <paramref name="backend"/> (benchmarks with random weights); takes ownership of both.</summary>
+    internal static SparkModel FromParameters(IBackend backend, ParameterArena parameters) => new(backend, parameters, []);
+
     /// <summary>The validated model configuration.</summary>
     public ModelConfig Config => _parameters.Layout.Config;
 
