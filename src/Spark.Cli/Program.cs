@@ -8,6 +8,7 @@ root.Subcommands.Add(ForwardCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(GradCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(TextCommands.Tokenize());
 root.Subcommands.Add(TextCommands.Decode());
 root.Subcommands.Add(ChatTemplateCommand.Create());

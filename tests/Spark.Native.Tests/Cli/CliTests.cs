@@ -188,6 +188,46 @@ public class CliTests : IClassFixture<CliTests.Model>
     }
 
     [Fact]
+    public void EvalOnASyntheticTaskPrintsTheSummaryAndWritesJsonl()
+    {
+        using var ckpt = new TinyCheckpoint(new TinySpec { Vocab = 257, Eos = [256], Seed = 9 });
+        ByteTokenizer.Write(ckpt.Directory);
+        string results = Path.Combine(ckpt.Directory, "eval.jsonl");
+        var (code, output, err) = Spark("eval", "--model", ckpt.Directory, "--task", "arithmetic", "--count", "4", "--k", "2",
+            "--max-new-tokens", "4", "--out", results);
+        Assert.True(code == 0, err);
+        foreach (string row in new[] { "problems", "accuracy", "pass@1", "pass@2", "maj@2", "mean length", "tokens/s" })
+            Assert.Contains(row, output);
+        Assert.Contains("4 problems", err);
+        var lines = File.ReadAllLines(results);
+        Assert.Equal(4, lines.Length);
+        var first = System.Text.Json.Nodes.JsonNode.Parse(lines[0])!;
+        Assert.Equal(2, first["samples"]!.AsArray().Count);
+        Assert.StartsWith("arithmetic/", first["id"]!.GetValue<string>());
+
+        string data = Path.Combine(ckpt.Directory, "qa.jsonl");
+        File.WriteAllText(data, "{\"q\": \"1+1?\", \"a\": 2}\n{\"q\": \"hi\", \"a\": \"hi\"}\n");
+        var json = Spark("eval", "--model", ckpt.Directory, "--data", data, "--prompt-field", "q", "--answer-field", "a", "--verifier", "exact",
+            "--max-new-tokens", "3", "--json");
+        Assert.True(json.Code == 0, json.Err);
+        var summary = System.Text.Json.Nodes.JsonNode.Parse(json.Out)!;
+        Assert.Equal(1, summary["k"]!.GetValue<int>()); // k = 1 defaults to greedy
+        Assert.Equal(2, summary["problems"]!.GetValue<int>());
+
+        var bad = Spark("eval", "--model", ckpt.Directory, "--task", "nope");
+        Assert.Equal(1, bad.Code);
+        var errLines = bad.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(errLines);
+        Assert.StartsWith("error: ", errLines[0]);
+        Assert.Contains("arithmetic, countdown", errLines[0]);
+        Assert.Equal("", bad.Out);
+
+        var neither = Spark("eval", "--model", ckpt.Directory);
+        Assert.Equal(1, neither.Code);
+        Assert.Contains("either --data or --task", neither.Err);
+    }
+
+    [Fact]
     public void TokenizeAndDecodeRoundTripJsonl()
     {
         string dir = Path.Combine(_ckpt.Directory, "tok");
