@@ -12,6 +12,7 @@ internal static class TrainCommand
     {
         var train = new Command("train", "Train a model");
         train.Subcommands.Add(Sft());
+        train.Subcommands.Add(TrainGrpoCommand.Create());
         return train;
     }
 
@@ -97,7 +98,7 @@ internal static class TrainCommand
         return command;
     }
 
-    private static bool HasTemplate(string folder)
+    internal static bool HasTemplate(string folder)
     {
         // the template lives in tokenizer_config.json or in chat_template.jinja beside it (both read through the config)
         string config = Path.Combine(folder, "tokenizer_config.json");
