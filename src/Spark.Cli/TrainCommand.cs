@@ -12,6 +12,7 @@ internal static class TrainCommand
     {
         var train = new Command("train", "Train a model");
         train.Subcommands.Add(Sft());
+        train.Subcommands.Add(TrainGrpoCommand.Create());
         return train;
     }
 

@@ -1,0 +1,72 @@
+using System.CommandLine;
+using Spark.Native;
+using Spark.Native.Rewards.Tasks;
+using Spark.Native.Text;
+using Spark.Native.Text.Templates;
+using Spark.Native.Training;
+using Spark.Native.Training.Grpo;
+
+namespace Spark.Cli;
+
+/// <summary><c>spark train grpo --config FILE [--set key=value ...] [--list-options]</c>.</summary>
+internal static class TrainGrpoCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string?>("--config") { Description = "JSON configuration file (see --list-options)" };
+        var set = new Option<string[]>("--set")
+        {
+            Description = "Override one configuration key, e.g. --set algorithm.beta=0.02 (repeatable)",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var list = new Option<bool>("--list-options") { Description = "Print every configuration key with its type, default and description, then exit" };
+        var command = new Command("grpo", "GRPO-family reinforcement learning with verifiable rewards (grpo, dapo, dr_grpo, bnpo, gspo)") { config, set, list };
+        command.SetAction(parse =>
+        {
+            if (parse.GetValue(list))
+            {
+                Console.Out.Write(GrpoConfig.Describe());
+                return 0;
+            }
+            string path = parse.GetValue(config) ?? throw new SparkException("--config FILE is required (see 'spark train grpo --list-options' for the keys)");
+            var cfg = GrpoConfig.Load(path, parse.GetValue(set) ?? []);
+            return Run(cfg);
+        });
+        return command;
+    }
+
+    private static int Run(GrpoConfig cfg)
+    {
+        var options = cfg.ToOptions();
+        var tokenizer = Tokenizer.Load(cfg.Model);
+        ChatTemplate? template = TrainCommand.HasTemplate(cfg.Model) ? ChatTemplate.FromTokenizerConfig(Path.Combine(cfg.Model, "tokenizer_config.json")) : null;
+        var problems = cfg.LoadProblems();
+        var builder = new RlPromptBuilder(tokenizer, template);
+        var prompts = problems.Select(p => new GrpoPrompt(builder.Build(p).Ids, p)).ToArray();
+        var score = GrpoConfig.VerifierReward();
+        double Reward(GrpoPrompt prompt, Spark.Native.Generation.RolloutSample sample) =>
+            score((RlProblem)prompt.Problem!, sample.Text ?? tokenizer.Decode([.. sample.Tokens]));
+        Console.Error.WriteLine($"data: {prompts.Length} prompts ({cfg.TaskName ?? cfg.DataFile}), longest {prompts.Max(p => p.Ids.Count)} tokens" +
+            (template is null ? "" : "; chat template applied"));
+        var loss = options.Loss;
+        Console.Error.WriteLine($"algorithm: {cfg["algorithm.variant"]} ({loss.LossType} loss, {loss.RewardScaling} scaling, {loss.ImportanceSampling} ratio, " +
+            $"β {loss.Beta}, ε {loss.EpsilonLow}/{loss.EpsilonHigh}, max {loss.MaxCompletionLength} tokens" +
+            (loss.DynamicSampling ? ", dynamic sampling" : "") + (loss.MaskTruncatedCompletions ? ", truncated masked" : "") +
+            (loss.OverlongCacheLength > 0 ? $", overlong cache {loss.OverlongCacheLength}" : "") + ")");
+
+        var load = new ModelLoadOptions { Device = cfg.Device };
+        using var model = SparkModel.Load(cfg.Model, load);
+        using var reference = loss.NeedsReferenceModel ? SparkModel.Load(cfg.Model, load) : null;
+        if (reference is not null) Console.Error.WriteLine($"reference model: a frozen copy of {cfg.Model} for the KL term (β {loss.Beta})");
+        var last = GrpoTrainer.Train(model, prompts, Reward, options, cfg.Output, tokenizer, reference, p =>
+            Console.Error.WriteLine(
+                $"step {p.Step}/{p.TotalSteps}  reward {p.Reward:F3}  acc {p.Accuracy:P0}  loss {p.Loss:F4}" +
+                (p.Kl is { } kl ? $"  kl {kl:F4}" : reference is null ? "" : "  kl -") +
+                $"  clip {p.ClipFraction:P1}  entropy {p.Entropy:F3}  len {p.MeanLength:F1}  groups {p.KeptGroups}" +
+                $"  rollout {p.RolloutTokensPerSecond:F0} tok/s  train {p.TrainTokensPerSecond:F0} tok/s" +
+                $"  time {p.RolloutSeconds:F1}s+{p.TrainSeconds:F1}s  ETA {TimeSpan.FromSeconds(Math.Round(p.EtaSeconds)):c}"));
+        string report = RunReport.Write(cfg.Output);
+        Console.Error.WriteLine(last is null ? "no steps run" : $"done: {last.Step} steps, final reward {last.Reward:F3}; report {report}");
+        return 0;
+    }
+}
