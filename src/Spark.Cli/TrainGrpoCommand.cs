@@ -55,16 +55,33 @@ internal static class TrainGrpoCommand
             (loss.OverlongCacheLength > 0 ? $", overlong cache {loss.OverlongCacheLength}" : "") + ")");
 
         var load = new ModelLoadOptions { Device = cfg.Device };
-        using var model = SparkModel.Load(cfg.Model, load);
+        using var model = SparkModel.Load(cfg.Resume ?? cfg.Model, load);
         using var reference = loss.NeedsReferenceModel ? SparkModel.Load(cfg.Model, load) : null;
         if (reference is not null) Console.Error.WriteLine($"reference model: a frozen copy of {cfg.Model} for the KL term (β {loss.Beta})");
+        var testProblems = cfg.LoadTestProblems();
+        var scorer = Spark.Native.Rewards.EvalScorers.ByVerifierName();
+        IReadOnlyDictionary<string, double> Evaluate(SparkModel m)
+        {
+            var r = Spark.Native.Rewards.Evaluator.Run(m, tokenizer, template, testProblems, scorer, new Spark.Native.Rewards.EvalOptions
+            {
+                K = cfg.EvalK, Temperature = options.Temperature, TopK = options.TopK, TopP = options.TopP,
+                MaxCompletionTokens = loss.MaxCompletionLength, Seed = options.Seed, Slots = options.Slots,
+            });
+            Console.Error.WriteLine($"eval on {testProblems.Count} held-out problems: accuracy {r.Accuracy:P1}, pass@{r.K} {r.PassAtK[^1]:P1}, " +
+                $"maj@{r.K} {r.MajorityAtK:P1}, mean length {r.MeanCompletionTokens:F1}");
+            return new Dictionary<string, double>
+            {
+                ["accuracy"] = r.Accuracy, [$"pass_at_{r.K}"] = r.PassAtK[^1], [$"maj_at_{r.K}"] = r.MajorityAtK, ["mean_length"] = r.MeanCompletionTokens,
+            };
+        }
         var last = GrpoTrainer.Train(model, prompts, Reward, options, cfg.Output, tokenizer, reference, p =>
             Console.Error.WriteLine(
                 $"step {p.Step}/{p.TotalSteps}  reward {p.Reward:F3}  acc {p.Accuracy:P0}  loss {p.Loss:F4}" +
                 (p.Kl is { } kl ? $"  kl {kl:F4}" : reference is null ? "" : "  kl -") +
                 $"  clip {p.ClipFraction:P1}  entropy {p.Entropy:F3}  len {p.MeanLength:F1}  groups {p.KeptGroups}" +
                 $"  rollout {p.RolloutTokensPerSecond:F0} tok/s  train {p.TrainTokensPerSecond:F0} tok/s" +
-                $"  time {p.RolloutSeconds:F1}s+{p.TrainSeconds:F1}s  ETA {TimeSpan.FromSeconds(Math.Round(p.EtaSeconds)):c}"));
+                $"  time {p.RolloutSeconds:F1}s+{p.TrainSeconds:F1}s  ETA {TimeSpan.FromSeconds(Math.Round(p.EtaSeconds)):c}"),
+            sourceDirectory: cfg.Model, resumeState: cfg.Resume, evaluate: testProblems.Count > 0 ? Evaluate : null);
         string report = RunReport.Write(cfg.Output);
         Console.Error.WriteLine(last is null ? "no steps run" : $"done: {last.Step} steps, final reward {last.Reward:F3}; report {report}");
         return 0;

@@ -124,18 +124,25 @@ public sealed class GrpoConfig
         new("rollout.stop", ConfigValueKind.StringList, Array.Empty<string>(), "Strings that end a completion, besides the model's EOS tokens."),
         new("rollout.slots", ConfigValueKind.Integer, 64L, "Sequences the rollout engine decodes at once.", Min: 1),
 
-        new("optimizer.learning_rate", ConfigValueKind.Number, 1e-6, "AdamW learning rate (constant).", Min: 0),
+        new("optimizer.learning_rate", ConfigValueKind.Number, 1e-6, "AdamW peak learning rate.", Min: 0),
         new("optimizer.weight_decay", ConfigValueKind.Number, 0.0, "AdamW decoupled weight decay (not applied to norms and biases).", Min: 0),
         new("optimizer.beta1", ConfigValueKind.Number, 0.9, "AdamW decay of the first moment.", Min: 0),
         new("optimizer.beta2", ConfigValueKind.Number, 0.999, "AdamW decay of the second moment.", Min: 0),
         new("optimizer.epsilon", ConfigValueKind.Number, 1e-8, "AdamW ε.", Min: 0, MinExclusive: true),
         new("optimizer.max_grad_norm", ConfigValueKind.Number, 1.0, "Global gradient-norm clipping; 0 = off.", Min: 0),
         new("optimizer.mini_batches", ConfigValueKind.Integer, 1L, "Optimizer steps per rollout batch; above 1 the old log-probs are the sampling-time ones.", Min: 1),
+        new("optimizer.schedule", ConfigValueKind.String, "constant", "Learning-rate shape after warm-up, per optimizer step.", Choices: ["constant", "linear", "cosine"]),
+        new("optimizer.warmup_steps", ConfigValueKind.Integer, 0L, "Linear learning-rate warm-up, in optimizer steps.", Min: 0),
 
         new("run.steps", ConfigValueKind.Integer, 100L, "Rollout batches (steps) of the run.", Min: 1),
         new("run.seed", ConfigValueKind.Integer, 0L, "Seed of prompt order and sampling.", Min: 0),
         new("run.device", ConfigValueKind.String, "cpu", "cpu (F32 reference backend) or cuda.", Choices: ["cpu", "cuda"]),
         new("run.master_weights", ConfigValueKind.String, "fp32", "BF16 weights (cuda): fp32 keeps an F32 master copy; stochastic_rounding updates in place.", Choices: ["fp32", "stochastic_rounding"]),
+        new("run.save_every", ConfigValueKind.Integer, 0L, "Checkpoint (Hugging Face weights + training state) every N steps; 0 = only output/final.", Min: 0),
+        new("run.sample_every", ConfigValueKind.Integer, 10L, "Log one group's completions to samples.jsonl every N steps; 0 = never.", Min: 0),
+        new("run.eval_every", ConfigValueKind.Integer, 0L, "Evaluate on the held-out problems (accuracy, pass@k, mean length) every N steps and after the last; 0 = never. Task data only.", Min: 0),
+        new("run.eval_k", ConfigValueKind.Integer, 4L, "Samples per held-out problem for pass@k (at the rollout temperature).", Min: 1),
+        new("run.resume", ConfigValueKind.String, null, "Checkpoint folder (output/checkpoint-N) to resume the same run from; null = a new run.", Nullable: true),
     ];
 
     private static readonly Dictionary<string, ConfigKey> ByPath = Keys.ToDictionary(k => k.Path, StringComparer.Ordinal);
@@ -312,7 +319,30 @@ public sealed class GrpoConfig
             Seed = (ulong)Int("run.seed"),
             MasterWeights = String("run.master_weights") == "stochastic_rounding" ? MasterWeights.StochasticRounding : MasterWeights.Fp32,
             MaxSamplingAttempts = checked((int)Int("algorithm.max_sampling_attempts")),
+            Schedule = String("optimizer.schedule") switch { "linear" => ScheduleKind.Linear, "cosine" => ScheduleKind.Cosine, _ => ScheduleKind.Constant },
+            WarmupSteps = checked((int)Int("optimizer.warmup_steps")),
+            SaveEvery = checked((int)Int("run.save_every")),
+            SampleEvery = checked((int)Int("run.sample_every")),
+            EvalEvery = checked((int)Int("run.eval_every")),
         };
+    }
+
+    /// <summary>The checkpoint folder to resume from (run.resume), or null for a new run.</summary>
+    public string? Resume => (string?)_values["run.resume"];
+
+    /// <summary>Samples per held-out problem of the periodic evaluation (run.eval_k).</summary>
+    public int EvalK => checked((int)Int("run.eval_k"));
+
+    /// <summary>The held-out problems of a task (data.test_count of its test split, disjoint from training); empty for file data.</summary>
+    public IReadOnlyList<RlProblem> LoadTestProblems()
+    {
+        if (TaskName is not { } name) return [];
+        string? system = (string?)_values["data.system_prompt"];
+        string suffix = String("data.prompt_suffix");
+        int trainCount = checked((int)Int("data.train_count"));
+        var split = SyntheticTasks.Split(SyntheticTasks.Get(name), (ulong)Int("data.seed"), trainCount == 0 ? 1000 : trainCount,
+            checked((int)Int("data.test_count")));
+        return [.. split.Test.Select(p => p with { Prompt = p.Prompt + suffix, SystemPrompt = system ?? p.SystemPrompt })];
     }
 
     /// <summary>The training problems: the task's train split, or the file's rows (the first data.train_count when set).</summary>

@@ -206,7 +206,7 @@ public class TrainGrpoCliTests
             algorithm = new { max_completion_tokens = 4 },
             rollout = new { group_size = 2, prompts_per_step = 2 },
             optimizer = new { learning_rate = 1e-4 },
-            run = new { steps = 3 },
+            run = new { steps = 3, eval_every = 2, eval_k = 2, save_every = 1 },
         }));
         // beta stays at grpo's 0.04, so the reference model is loaded too
         var (code, _, err) = CliTests.Spark("train", "grpo", "--config", config, "--set", "run.steps=2");
@@ -214,8 +214,20 @@ public class TrainGrpoCliTests
         Assert.Contains("step 2/2", err, StringComparison.Ordinal);
         Assert.Contains("reference model: a frozen copy", err, StringComparison.Ordinal);
         Assert.Contains("  kl ", err, StringComparison.Ordinal);
-        Assert.Equal(2, File.ReadAllLines(Path.Combine(output, RunReport.MetricsFile)).Length);
+        var metrics = File.ReadAllLines(Path.Combine(output, RunReport.MetricsFile));
+        Assert.Equal(2, metrics.Length);
         Assert.True(File.Exists(Path.Combine(output, RunReport.ReportFile)));
+        // held-out evaluation after step 2 (the last), its numbers in that step's metrics line
+        Assert.Contains("eval on 4 held-out problems: accuracy", err, StringComparison.Ordinal);
+        Assert.Contains("\"eval_pass_at_2\"", metrics[1], StringComparison.Ordinal);
+        // checkpoints in Hugging Face format with the tokenizer files, and a resume continues the run
+        Assert.True(File.Exists(Path.Combine(output, "checkpoint-1", "model.safetensors")));
+        Assert.True(File.Exists(Path.Combine(output, GrpoTrainer.FinalCheckpoint, "tokenizer.json")));
+        var resumed = CliTests.Spark("train", "grpo", "--config", config, "--set", "run.steps=2", "--set", $"run.resume={Path.Combine(output, "checkpoint-1")}");
+        Assert.True(resumed.Code == 0, resumed.Err);
+        Assert.DoesNotContain("step 1/2", resumed.Err, StringComparison.Ordinal);
+        Assert.Contains("step 2/2", resumed.Err, StringComparison.Ordinal);
+        Assert.Equal(2, File.ReadAllLines(Path.Combine(output, RunReport.MetricsFile)).Length);
     }
 
     [Fact]
