@@ -76,7 +76,7 @@ public sealed record GrpoOptions
 /// <param name="ClipFraction">Fraction of completion tokens whose ratio was clipped (low + high).</param>
 /// <param name="Entropy">Mean next-token entropy over completion tokens (at the sampling temperature).</param>
 /// <param name="MeanLength">Mean completion length in tokens.</param>
-/// <param name="KeptGroups">Groups trained on (dynamic sampling drops the all-equal ones).</param>
+/// <param name="KeptGroups">Groups trained on (only dynamic sampling drops the all-equal ones).</param>
 /// <param name="RolloutTokensPerSecond">Generated tokens per second of sampling.</param>
 /// <param name="TrainTokensPerSecond">Tokens per second of the forward/backward passes.</param>
 /// <param name="RolloutSeconds">Time spent sampling.</param>
@@ -192,7 +192,11 @@ public static class GrpoTrainer
                         r += RolloutShaping.OverlongPenalty(sample.Tokens.Count, maxLength, options.Loss.OverlongCacheLength);
                     rewards[i] = r;
                 }
-                foreach (int g in fill.Add(rewards))
+                // without dynamic sampling every group is trained on: an all-equal group has advantage 0 but still counts in the
+                // loss normaliser (B rows, or its tokens) and still carries the β·KL term, as in TRL
+                int[] keep = fill.Add(rewards);
+                if (!options.Loss.DynamicSampling) keep = Enumerable.Range(0, batch.Length).ToArray();
+                foreach (int g in keep)
                     groups.Add((batch[g], result.Samples.Skip(g * options.GroupSize).Take(options.GroupSize).ToArray(),
                         rewards.AsSpan(g * options.GroupSize, options.GroupSize).ToArray()));
             }

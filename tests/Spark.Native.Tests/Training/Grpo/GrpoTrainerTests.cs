@@ -97,6 +97,25 @@ public class GrpoTrainerTests
         Assert.Equal([false, true, false, true, true], lines.Select(l => l.Contains("\"eval_accuracy\"", StringComparison.Ordinal)));
     }
 
+    [Theory]
+    [InlineData(false, 2)] // plain GRPO trains on every group, all-equal ones too (they count in the normaliser and carry β·KL)
+    [InlineData(true, 0)]  // dynamic sampling drops them (and gives up after its attempts)
+    public void OnlyDynamicSamplingDropsAllEqualGroups(bool dynamicSampling, int keptGroups)
+    {
+        using var ckpt = new TinyCheckpoint(new TinySpec { Vocab = 64, Eos = [63], Hidden = 32, Intermediate = 64, Heads = 4, KvHeads = 2, Seed = 25 });
+        using var model = SparkModel.Load(ckpt.Directory);
+        using var run = new TempDir();
+        var progress = new List<GrpoProgress>();
+        GrpoTrainer.Train(model, [new GrpoPrompt([3, 4]), new GrpoPrompt([5, 6])], (_, _) => 0.5,
+            new GrpoOptions
+            {
+                Loss = GrpoLoss.Grpo(3) with { Beta = 0, DynamicSampling = dynamicSampling }, PromptsPerStep = 2, GroupSize = 2, Steps = 2,
+                MaxSamplingAttempts = 2,
+            },
+            run.Path, onStep: progress.Add);
+        Assert.Equal([keptGroups, keptGroups], progress.Select(p => p.KeptGroups));
+    }
+
     [Fact]
     public void BetaWithoutAReferenceModelIsRefused()
     {
