@@ -212,6 +212,7 @@ public static class GrpoTrainer
             // no counted completion token at all (every one truncated and masked): no update this step
             int miniBatches = rows.Length == 0 || tokenNormalizer == 0 ? 0 : Math.Min(options.MiniBatches, rows.Length);
             bool haveKl = false;
+            int trained = 0; // mini-batches that took a loss (a fully masked one is skipped)
             for (int mb = 0; mb < miniBatches; mb++)
             {
                 int from = rows.Length * mb / miniBatches, to = rows.Length * (mb + 1) / miniBatches;
@@ -237,6 +238,7 @@ public static class GrpoTrainer
                     options.Loss.LossType == LossType.Dapo ? tokenNormalizer : null);
                 // the loss is normalised over the whole rollout batch for dapo and over this mini-batch otherwise
                 lossSum += loss.Loss;
+                trained++;
                 clipSum += loss.ClipLowFraction + loss.ClipHighFraction;
                 if (loss.KlMean is { } kl) { klSum += kl; haveKl = true; }
 
@@ -263,7 +265,7 @@ public static class GrpoTrainer
 
             double elapsed = clock.Elapsed.TotalSeconds;
             last = new GrpoProgress(step + 1, options.Steps, rewardSum / Math.Max(1, scored), correct / Math.Max(1, scored),
-                miniBatches == 0 ? 0 : lossSum / miniBatches, haveKl ? klSum / miniBatches : null, miniBatches == 0 ? 0 : clipSum / miniBatches,
+                trained == 0 ? 0 : lossSum / trained, haveKl ? klSum / trained : null, trained == 0 ? 0 : clipSum / trained,
                 entropyTokens == 0 ? 0 : entropySum / entropyTokens, lengthSum / Math.Max(1, scored), groups.Count,
                 generated / Math.Max(1e-9, rolloutSeconds), trainTokens / Math.Max(1e-9, trainSeconds), rolloutSeconds, trainSeconds,
                 elapsed / stepsThisCall * (options.Steps - step - 1));
