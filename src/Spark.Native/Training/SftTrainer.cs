@@ -207,7 +207,7 @@ public static class SftTrainer
     }
 
     /// <summary>Random bits of one parameter's stochastic rounding: the run's seed and the name (the kernel adds step and index).</summary>
-    private static uint StochasticSeed(ulong seed, string name)
+    internal static uint StochasticSeed(ulong seed, string name)
     {
         uint h = 2166136261u; // FNV-1a over the name, then the seed mixed in
         foreach (char c in name) h = (h ^ c) * 16777619u;

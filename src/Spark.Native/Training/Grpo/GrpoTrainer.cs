@@ -125,7 +125,8 @@ public static class GrpoTrainer
         using var state = resumeState is null
             ? new TrainingState(backend, layout, options.Optimizer, master ? model.Parameters : null)
             : TrainingState.Load(resumeState, backend, layout, needsMaster: master);
-        string fingerprint = $"grpo prompts={prompts.Count} per-step={options.PromptsPerStep} G={options.GroupSize} seed={options.Seed} steps={options.Steps}";
+        string fingerprint = $"grpo prompts={prompts.Count} per-step={options.PromptsPerStep} G={options.GroupSize} seed={options.Seed} " +
+            $"steps={options.Steps} mini-batches={options.MiniBatches} loss={options.Loss}";
         if (resumeState is null) state.RunFingerprint = fingerprint;
         else if (state.RunFingerprint != fingerprint)
             throw new SparkException($"{resumeState}: the saved run was started with other prompts or batching ({state.RunFingerprint ?? "unknown"}); this run has {fingerprint}");
@@ -147,6 +148,7 @@ public static class GrpoTrainer
         else SftTrainer.TrimMetrics(metricsPath, state.Step); // a resumed run rewrites the steps after its checkpoint
         string samplesPath = Path.Combine(outputDirectory, RunReport.SamplesFile);
         if (resumeState is null) File.WriteAllText(samplesPath, "");
+        else SftTrainer.TrimMetrics(samplesPath, state.Step);
         // prompt order: a shuffle per pass over the prompts (Epoch), read from SamplePosition on; both saved for resume
         var order = SftTrainer.Shuffle(prompts.Count, options.Seed, state.Epoch);
         int cursor = checked((int)state.SamplePosition);
@@ -308,7 +310,7 @@ public static class GrpoTrainer
             float decay = WeightDecayPolicy.AppliesTo(entry.Name) ? (float)o.WeightDecay : 0f;
             backend.AdamW(model.Parameters[entry.Name], state.Master?[entry.Name], gradients[entry.Name], state.FirstMoment[entry.Name],
                 state.SecondMoment[entry.Name], new AdamWStep((float)learningRate, (float)o.Beta1, (float)o.Beta2, (float)o.Epsilon, decay,
-                    checked((int)(state.OptimizerStep + 1)), clip, Seed: (uint)(options.Seed ^ (ulong)entry.Name.GetHashCode(StringComparison.Ordinal))));
+                    checked((int)(state.OptimizerStep + 1)), clip, Seed: SftTrainer.StochasticSeed(options.Seed, entry.Name)));
         }
         state.OptimizerStep++;
     }
