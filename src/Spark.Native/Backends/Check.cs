@@ -129,3 +129,21 @@ internal static class MatMulChecks
         return (m, n, k);
     }
 }
+
+/// <summary>The checks every backend runs on the operands of CrossEntropy.</summary>
+internal static class CrossEntropyChecks
+{
+    /// <summary>logits, logitsGrad [T, V], losses [T], targets [T] each in [0, V) or −1; returns (T, V).</summary>
+    public static (int Rows, int Vocab) Validate(Tensor losses, Tensor logitsGrad, Tensor logits, ReadOnlySpan<int> targets)
+    {
+        Check.Rank(logits, 2, nameof(logits));
+        int rows = logits.Shape[0], v = logits.Shape[1];
+        Check.SameShape(logits, logitsGrad, nameof(logitsGrad));
+        Check.Shape(losses, nameof(losses), rows);
+        if (targets.Length != rows) throw new ArgumentException($"CrossEntropy: {targets.Length} targets for {rows} rows", nameof(targets));
+        for (int t = 0; t < rows; t++)
+            if (targets[t] < -1 || targets[t] >= v)
+                throw new ArgumentOutOfRangeException(nameof(targets), $"target {targets[t]} of row {t} is outside [0, {v}) and is not −1 (ignore)");
+        return (rows, v);
+    }
+}

@@ -187,14 +187,7 @@ internal sealed partial class CpuBackend
 
     public void CrossEntropy(Tensor losses, Tensor logitsGrad, Tensor logits, ReadOnlySpan<int> targets, float gradScale)
     {
-        Check.Rank(logits, 2, nameof(logits));
-        int rows = logits.Shape[0], v = logits.Shape[1];
-        Check.SameShape(logits, logitsGrad, nameof(logitsGrad));
-        Check.Shape(losses, nameof(losses), rows);
-        if (targets.Length != rows) throw new ArgumentException($"CrossEntropy: {targets.Length} targets for {rows} rows", nameof(targets));
-        for (int t = 0; t < rows; t++)
-            if (targets[t] < -1 || targets[t] >= v)
-                throw new ArgumentOutOfRangeException(nameof(targets), $"target {targets[t]} of row {t} is outside [0, {v}) and is not −1 (ignore)");
+        var (rows, v) = CrossEntropyChecks.Validate(losses, logitsGrad, logits, targets);
         var target = targets.ToArray();
         var loss = Data(losses);
         var ml = logits.Memory; long lo = logits.Offset;

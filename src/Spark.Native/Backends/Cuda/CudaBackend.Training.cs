@@ -173,14 +173,7 @@ internal sealed unsafe partial class CudaBackend
         ulong l = Pointer(losses, DType.F32, nameof(CrossEntropy), nameof(losses), "keeps losses in F32");
         ulong dz = Activation(logitsGrad, nameof(CrossEntropy), nameof(logitsGrad));
         ulong z = Activation(logits, nameof(CrossEntropy), nameof(logits));
-        Check.Rank(logits, 2, nameof(logits));
-        int rows = logits.Shape[0], v = logits.Shape[1];
-        Check.SameShape(logits, logitsGrad, nameof(logitsGrad));
-        Check.Shape(losses, nameof(losses), rows);
-        if (targets.Length != rows) throw new ArgumentException($"CrossEntropy: {targets.Length} targets for {rows} rows", nameof(targets));
-        for (int t = 0; t < rows; t++)
-            if (targets[t] < -1 || targets[t] >= v)
-                throw new ArgumentOutOfRangeException(nameof(targets), $"target {targets[t]} of row {t} is outside [0, {v}) and is not −1 (ignore)");
+        var (rows, v) = CrossEntropyChecks.Validate(losses, logitsGrad, logits, targets);
         if (logitsGrad.Offset != logits.Offset && ReferenceEquals(logitsGrad.Memory, logits.Memory)
             && logitsGrad.Offset < logits.Offset + logits.Length && logits.Offset < logitsGrad.Offset + logitsGrad.Length)
             throw new ArgumentException("CrossEntropy: logitsGrad overlaps logits without being the same tensor", nameof(logitsGrad));
