@@ -110,9 +110,7 @@ public class CliTests : IClassFixture<CliTests.Model>
     [InlineData("forward|--model|MODEL|--ids|1,2,3|--out|/tmp/x.safetensors|--device|cuda")]
     public void CudaWithoutAGpuIsOneErrorLine(string args)
     {
-        bool available = Native.Backends.Cuda.CudaBackend.TryCreate(out var probe, out _);
-        probe?.Dispose();
-        Assert.SkipWhen(available, "this machine has a GPU: the cuda device works here");
+        Assert.SkipWhen(Cuda.CudaTestEnvironment.CudaBackendAvailable(out _), "this machine has a GPU: the cuda device works here");
         var (code, output, err) = Spark(args.Replace("MODEL", _ckpt.Directory).Split('|'));
         Assert.Equal(1, code);
         var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);

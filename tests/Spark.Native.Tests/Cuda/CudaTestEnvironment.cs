@@ -21,6 +21,20 @@ internal static class CudaTestEnvironment
         Assert.Skip(reason);
     }
 
+    /// <summary>Whether the CUDA backend starts here (the reason when not): the probe tests of models on the cuda device use.</summary>
+    public static bool CudaBackendAvailable(out string reason)
+    {
+        bool available = CudaBackend.TryCreate(out var probe, out reason);
+        probe?.Dispose();
+        return available;
+    }
+
+    /// <summary>Skips the test, with the reason, when the CUDA backend cannot start on this machine.</summary>
+    public static void RequireCudaBackend()
+    {
+        if (!CudaBackendAvailable(out string reason)) Assert.Skip($"no CUDA: {reason}");
+    }
+
     public static CudaDevice OpenDevice()
     {
         if (!NativeLibraries.IsAvailable(NativeLibraries.Cuda))

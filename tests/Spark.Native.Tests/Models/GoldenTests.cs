@@ -17,12 +17,7 @@ public class GoldenTests
     public void LogitsMatchTheFloat64Reference(string name, Device device)
     {
         Assert.SkipWhen(TestPaths.SharedGoldenDir is null, "../shared (golden references) is not present beside this clone");
-        if (device == Device.Cuda)
-        {
-            bool available = Native.Backends.Cuda.CudaBackend.TryCreate(out var probe, out string reason);
-            probe?.Dispose();
-            Assert.SkipUnless(available, $"no CUDA: {reason}");
-        }
+        if (device == Device.Cuda) Cuda.CudaTestEnvironment.RequireCudaBackend();
         // F32 on the CPU: 1e-4 as the golden README asks. CUDA keeps weights and activations in bf16 (8 significant
         // bits: 2^-9 relative rounding per stored value, compounding over a few layers), so 3e-2.
         double tolerance = device == Device.Cpu ? 1e-4 : 3e-2;

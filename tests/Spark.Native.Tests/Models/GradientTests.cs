@@ -53,12 +53,7 @@ public class GradientTests
     public void LossAndGradientsMatchTheGoldenReference(string name, Device device)
     {
         Assert.SkipWhen(TestPaths.SharedGoldenDir is null, "../shared (golden references) is not present beside this clone");
-        if (device == Device.Cuda)
-        {
-            bool available = Native.Backends.Cuda.CudaBackend.TryCreate(out var probe, out string reason);
-            probe?.Dispose();
-            Assert.SkipUnless(available, $"no CUDA: {reason}");
-        }
+        if (device == Device.Cuda) Cuda.CudaTestEnvironment.RequireCudaBackend();
         // F32 on the CPU: 1e-4 as the golden README asks. On CUDA weights, activations and activation gradients are
         // bf16 (2^-9 relative rounding per stored value) while parameter gradients accumulate in F32: the loss is a
         // mean over many tokens (errors average out: 1e-2), each gradient tensor collects a bf16-rounded chain through

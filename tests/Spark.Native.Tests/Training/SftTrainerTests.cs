@@ -37,9 +37,7 @@ public class SftTrainerTests
     [InlineData("StochasticRounding")]
     public void TrainsOnCudaWithBf16Weights(string masterWeights)
     {
-        bool available = Native.Backends.Cuda.CudaBackend.TryCreate(out var probe, out string reason);
-        probe?.Dispose();
-        Assert.SkipUnless(available, $"no CUDA: {reason}");
+        Cuda.CudaTestEnvironment.RequireCudaBackend();
         using var ckpt = ByteModel();
         var data = Load(ckpt, WriteData(ckpt.Directory));
         using var model = SparkModel.Load(ckpt.Directory, new ModelLoadOptions { Device = Device.Cuda });
