@@ -3,6 +3,7 @@ using Spark.Cli;
 
 var root = new RootCommand("spark: train and run Hugging Face causal LMs (Llama, Qwen2) with the Spark.Native engine");
 root.Options.Add(CliApp.Verbose);
+root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(InspectCommand.Create());
 root.Subcommands.Add(ForwardCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());

@@ -43,8 +43,8 @@ internal static class TrainGrpoCommand
         var problems = cfg.LoadProblems();
         var builder = new RlPromptBuilder(tokenizer, template);
         var prompts = problems.Select(p => new GrpoPrompt(builder.Build(p).Ids, p)).ToArray();
-        var score = GrpoConfig.VerifierReward();
-        double Reward(GrpoPrompt prompt, Spark.Native.Generation.RolloutSample sample) =>
+        var score = cfg.Reward();
+        RewardScore Reward(GrpoPrompt prompt, Spark.Native.Generation.RolloutSample sample) =>
             score((RlProblem)prompt.Problem!, sample.Text ?? tokenizer.Decode([.. sample.Tokens]));
         Console.Error.WriteLine($"data: {prompts.Length} prompts ({cfg.TaskName ?? cfg.DataFile}), longest {prompts.Max(p => p.Ids.Count)} tokens" +
             (template is null ? "" : "; chat template applied"));
@@ -74,14 +74,18 @@ internal static class TrainGrpoCommand
                 ["accuracy"] = r.Accuracy, [$"pass_at_{r.K}"] = r.PassAtK[^1], [$"maj_at_{r.K}"] = r.MajorityAtK, ["mean_length"] = r.MeanCompletionTokens,
             };
         }
-        var last = GrpoTrainer.Train(model, prompts, Reward, options, cfg.Output, tokenizer, reference, p =>
-            Console.Error.WriteLine(
+        var source = new ShuffledPrompts(prompts, Reward, options.Seed);
+        var hooks = new GrpoHooks
+        {
+            Evaluate = testProblems.Count > 0 ? Evaluate : null,
+            OnStep = p => Console.Error.WriteLine(
                 $"step {p.Step}/{p.TotalSteps}  reward {p.Reward:F3}  acc {p.Accuracy:P0}  loss {p.Loss:F4}" +
                 (p.Kl is { } kl ? $"  kl {kl:F4}" : reference is null ? "" : "  kl -") +
                 $"  clip {p.ClipFraction:P1}  entropy {p.Entropy:F3}  len {p.MeanLength:F1}  groups {p.KeptGroups}" +
                 $"  rollout {p.RolloutTokensPerSecond:F0} tok/s  train {p.TrainTokensPerSecond:F0} tok/s" +
                 $"  time {p.RolloutSeconds:F1}s+{p.TrainSeconds:F1}s  ETA {TimeSpan.FromSeconds(Math.Round(p.EtaSeconds)):c}"),
-            sourceDirectory: cfg.Model, resumeState: cfg.Resume, evaluate: testProblems.Count > 0 ? Evaluate : null);
+        };
+        var last = GrpoTrainer.Train(model, source, options, cfg.Output, tokenizer, reference, hooks, sourceDirectory: cfg.Model, resumeState: cfg.Resume);
         string report = RunReport.Write(cfg.Output);
         Console.Error.WriteLine(last is null ? "no steps run" : $"done: {last.Step} steps, final reward {last.Reward:F3}; report {report}");
         return 0;

@@ -32,10 +32,14 @@ public sealed record ArithmeticOptions
     public int MaxOperands { get; init; } = 3;
     /// <summary>The operators drawn from, uniformly.</summary>
     public ArithmeticOperators Operators { get; init; } = ArithmeticOperators.All;
+    /// <summary>The question; "{expression}" is replaced by the expression ("What is 12 + 7?", or "12 + 7 =" for a terse prompt).</summary>
+    public string PromptFormat { get; init; } = "What is {expression}?";
     /// <summary>Appended to every prompt.</summary>
     public string PromptSuffix { get; init; } = @" Put your final answer in \boxed{}.";
     /// <summary>System message of every problem, or null.</summary>
     public string? SystemPrompt { get; init; }
+    /// <summary>The verifier named in every problem (<see cref="VerifierNames.Math"/> reads the last \boxed{}; "numeric" also takes a bare last number).</summary>
+    public string Verifier { get; init; } = VerifierNames.Math;
 }
 
 /// <summary>
@@ -59,6 +63,8 @@ public sealed partial class ArithmeticTask : ISyntheticTask
         _operators = [.. new[] { (ArithmeticOperators.Add, '+'), (ArithmeticOperators.Subtract, '-'), (ArithmeticOperators.Multiply, '*') }
             .Where(x => o.Operators.HasFlag(x.Item1)).Select(x => x.Item2)];
         if (_operators.Length == 0) throw new SparkException("arithmetic needs at least one operator");
+        if (!o.PromptFormat.Contains("{expression}", StringComparison.Ordinal))
+            throw new SparkException($"arithmetic prompt format '{o.PromptFormat}' lacks the {{expression}} placeholder");
     }
 
     /// <inheritdoc/>
@@ -83,11 +89,11 @@ public sealed partial class ArithmeticTask : ISyntheticTask
             }
             var expression = new StringBuilder().Append(operands[0].ToString(CultureInfo.InvariantCulture));
             for (int k = 1; k < n; k++) expression.Append(' ').Append(ops[k - 1]).Append(' ').Append(operands[k].ToString(CultureInfo.InvariantCulture));
-            problems[i] = new RlProblem($"arithmetic/{seed}/{i}", $"What is {expression}?{_options.PromptSuffix}",
+            problems[i] = new RlProblem($"arithmetic/{seed}/{i}", _options.PromptFormat.Replace("{expression}", expression.ToString(), StringComparison.Ordinal) + _options.PromptSuffix,
                 Evaluate(operands, ops).ToString(CultureInfo.InvariantCulture))
             {
                 SystemPrompt = _options.SystemPrompt,
-                Verifier = VerifierNames.Math,
+                Verifier = _options.Verifier,
             };
         }
         return problems;

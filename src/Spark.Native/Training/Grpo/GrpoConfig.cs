@@ -86,7 +86,7 @@ public sealed class GrpoConfig
     private const string FromVariant = "the variant's";
 
     /// <summary>The sections, in documentation order ("" is the top level).</summary>
-    public static IReadOnlyList<string> Sections { get; } = ["", "data", "algorithm", "rollout", "optimizer", "run"];
+    public static IReadOnlyList<string> Sections { get; } = ["", "data", "reward", "algorithm", "rollout", "optimizer", "run"];
 
     /// <summary>Every key of the configuration, in documentation order.</summary>
     public static IReadOnlyList<ConfigKey> Keys { get; } =
@@ -104,6 +104,9 @@ public sealed class GrpoConfig
         new("data.train_count", ConfigValueKind.Integer, 0L, "Problems to train on: generated for a task (0: 1000), the first N rows of a file (0: all).", Min: 0),
         new("data.test_count", ConfigValueKind.Integer, 100L, "Task problems held out of training (no prompt of the train set is in it); ignored for a file.", Min: 0),
         new("data.seed", ConfigValueKind.Integer, 0L, "Seed of the task's problems.", Min: 0),
+
+        new("reward.format_weight", ConfigValueKind.Number, 0.0, "Share of the reward from the format check (exactly one \\boxed{} answer, at most reward.format_max_trailing characters after it): reward = (1 − w)·verifier + w·format, w ≤ 1; accuracy counts the verifier alone. 0 = off.", Min: 0),
+        new("reward.format_max_trailing", ConfigValueKind.Integer, 100L, "Characters the format check allows after the box.", Min: 0),
 
         new("algorithm.variant", ConfigValueKind.String, "grpo", "Loss preset (docs/spark-algorithm.md): grpo (DeepSeekMath), dapo, dr_grpo, bnpo or gspo; the keys below override it.", Choices: Variants),
         new("algorithm.beta", ConfigValueKind.Number, null, "Coefficient of the k3 KL to the frozen reference model (grpo and bnpo: 0.04, others 0); ≠ 0 loads a second copy of the model.", DefaultText: FromVariant, Min: 0, Nullable: true),
@@ -131,6 +134,7 @@ public sealed class GrpoConfig
         new("optimizer.epsilon", ConfigValueKind.Number, 1e-8, "AdamW ε.", Min: 0, MinExclusive: true),
         new("optimizer.max_grad_norm", ConfigValueKind.Number, 1.0, "Global gradient-norm clipping; 0 = off.", Min: 0),
         new("optimizer.mini_batches", ConfigValueKind.Integer, 1L, "Optimizer steps per rollout batch; above 1 the old log-probs are the sampling-time ones.", Min: 1),
+        new("optimizer.gradient_accumulation", ConfigValueKind.Integer, 1L, "Micro-batches per mini-batch: the forward/backward runs in this many parts whose gradients add up before the optimizer step (same update, less memory).", Min: 1),
         new("optimizer.schedule", ConfigValueKind.String, "constant", "Learning-rate shape after warm-up, per optimizer step.", Choices: ["constant", "linear", "cosine"]),
         new("optimizer.warmup_steps", ConfigValueKind.Integer, 0L, "Linear learning-rate warm-up, in optimizer steps.", Min: 0),
 
@@ -255,6 +259,8 @@ public sealed class GrpoConfig
         if ((TaskName is null) == (DataFile is null)) throw new SparkException($"{source}: set exactly one of 'data.task' and 'data.file'");
         if (TaskName is not null && _values["data.verifier"] is not null)
             throw new SparkException($"{source}: 'data.verifier' applies to data.file; task '{TaskName}' uses its own verifier");
+        if (Number("reward.format_weight") > 1)
+            throw new SparkException($"{source}: 'reward.format_weight' is {Number("reward.format_weight")}; expected 0 … 1 (the share of the reward from the format check)");
         try { ToOptions().Validate(); }
         catch (SparkException e) { throw new SparkException($"{source}: {e.Message}", e); }
     }
@@ -309,6 +315,7 @@ public sealed class GrpoConfig
             StopStrings = (string[])_values["rollout.stop"]!,
             Slots = checked((int)Int("rollout.slots")),
             MiniBatches = checked((int)Int("optimizer.mini_batches")),
+            GradientAccumulation = checked((int)Int("optimizer.gradient_accumulation")),
             Optimizer = new OptimizerSettings
             {
                 LearningRate = Number("optimizer.learning_rate"), WeightDecay = Number("optimizer.weight_decay"),
@@ -377,6 +384,24 @@ public sealed class GrpoConfig
         return (problem, completion) => problem.Verifier == VerifierNames.Countdown
             ? countdown.Verify(completion, problem)
             : cache.GetOrAdd(problem.Verifier, Verifiers.Create).Score(completion, problem.Answer).Reward;
+    }
+
+    /// <summary>
+    /// The reward of this configuration: the problem's verifier (<see cref="VerifierReward"/>), mixed with the format
+    /// check when reward.format_weight w &gt; 0 as (1 − w)·verifier + w·format. A completion is correct when the verifier
+    /// alone gives 1.
+    /// </summary>
+    public Func<RlProblem, string, RewardScore> Reward()
+    {
+        var verifier = VerifierReward();
+        double w = Number("reward.format_weight");
+        var format = new FormatReward(checked((int)Int("reward.format_max_trailing")));
+        return (problem, completion) =>
+        {
+            double correct = verifier(problem, completion);
+            double reward = w == 0 ? correct : (1 - w) * correct + w * format.Score(completion, problem.Answer).Reward;
+            return new RewardScore(reward, correct >= 1);
+        };
     }
 
     /// <summary>Every key with its type, default and description, as Markdown (docs/grpo-config.md is this text).</summary>

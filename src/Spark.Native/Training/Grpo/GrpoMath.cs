@@ -124,11 +124,15 @@ public static class GrpoMath
     /// <see cref="LossType.Dapo"/> w = m / N with N the completion tokens of the whole rollout batch (DAPO eq. 8;
     /// <paramref name="tokenNormalizer"/>, default Σ m of this batch); <see cref="LossType.DrGrpo"/>
     /// w = m / (B · max completion length) (Dr. GRPO, arXiv 2503.20783, §3.2). Counts are clamped to ≥ 1.
+    /// When this batch is one micro-batch of a larger optimizer batch (gradient accumulation), <paramref name="tokenNormalizer"/>
+    /// (bnpo, dapo) and <paramref name="rowNormalizer"/> (grpo, dr_grpo) give that batch's counts, so the parts' losses
+    /// sum to the whole batch's loss.
     /// </summary>
-    public static double[] TokenWeights(LossType lossType, ReadOnlySpan<double> mask, int length, int maxCompletionLength, double? tokenNormalizer = null)
+    public static double[] TokenWeights(LossType lossType, ReadOnlySpan<double> mask, int length, int maxCompletionLength, double? tokenNormalizer = null,
+        int? rowNormalizer = null)
     {
-        int rows = mask.Length / length;
-        double tokens = Math.Max(1, Sum(mask));
+        int rows = rowNormalizer ?? mask.Length / length;
+        double tokens = tokenNormalizer ?? Math.Max(1, Sum(mask));
         var w = new double[mask.Length];
         for (int row = 0; row < mask.Length; row += length)
         {
@@ -136,7 +140,7 @@ public static class GrpoMath
             {
                 LossType.Grpo => Math.Max(1, Sum(mask.Slice(row, length))) * rows,
                 LossType.Bnpo => tokens,
-                LossType.Dapo => tokenNormalizer ?? tokens,
+                LossType.Dapo => tokens,
                 LossType.DrGrpo => (double)rows * maxCompletionLength,
                 _ => throw new SparkException(Invariant($"grpo: unknown loss type {(int)lossType}; expected one of {string.Join(", ", Enum.GetNames<LossType>())}")),
             };
@@ -159,15 +163,21 @@ public static class GrpoMath
     /// <see cref="GrpoLossResult.KlMean"/> is null).</param>
     /// <param name="mask">[B, L], 1 = completion token, 0 = padding (or a masked truncated completion).</param>
     /// <param name="tokenNormalizer">For <see cref="LossType.Dapo"/>: the completion-token count of the whole rollout
-    /// batch when this call sees one mini-batch of it (TRL's <c>num_items_in_batch</c>); default: this batch's count.</param>
+    /// batch when this call sees one mini-batch of it (TRL's <c>num_items_in_batch</c>); for <see cref="LossType.Bnpo"/>
+    /// the count of the optimizer batch when this call sees one micro-batch of it; default: this batch's count.</param>
+    /// <param name="rowNormalizer">For <see cref="LossType.Grpo"/> and <see cref="LossType.DrGrpo"/>: the rows (B) of the
+    /// optimizer batch when this call sees one micro-batch of it (gradient accumulation); default: this batch's rows.</param>
     public static GrpoLossResult Loss(GrpoLoss options, ReadOnlySpan<double> advantages, ReadOnlySpan<double> logp,
-        ReadOnlySpan<double> oldLogp, ReadOnlySpan<double> refLogp, ReadOnlySpan<double> mask, double? tokenNormalizer = null)
+        ReadOnlySpan<double> oldLogp, ReadOnlySpan<double> refLogp, ReadOnlySpan<double> mask, double? tokenNormalizer = null,
+        int? rowNormalizer = null)
     {
         options.Validate();
         if (oldLogp.IsEmpty) oldLogp = logp;
         bool hasRef = !refLogp.IsEmpty;
         int length = CheckInputs(options, advantages, logp, oldLogp, refLogp, mask, tokenNormalizer);
-        var w = TokenWeights(options.LossType, mask, length, options.MaxCompletionLength, tokenNormalizer);
+        if (rowNormalizer is { } b && b < advantages.Length)
+            throw new SparkException(Invariant($"grpo loss: row normaliser {b} is below the {advantages.Length} rows of this batch"));
+        var w = TokenWeights(options.LossType, mask, length, options.MaxCompletionLength, tokenNormalizer, rowNormalizer);
         var logRatio = LogRatio(logp, oldLogp, mask, length, options.ImportanceSampling);
 
         var dLogRatio = new double[logp.Length];

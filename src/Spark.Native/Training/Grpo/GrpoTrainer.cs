@@ -25,6 +25,11 @@ public sealed record GrpoOptions
     public IReadOnlyList<string> StopStrings { get; init; } = [];
     /// <summary>Optimizer steps per rollout batch (mini-batches); above 1 the old log-probs are the sampling-time ones.</summary>
     public int MiniBatches { get; init; } = 1;
+    /// <summary>
+    /// Micro-batches per mini-batch: each mini-batch's forward/backward runs in this many parts whose gradients add up
+    /// before its one optimizer step (the same update, less activation memory).
+    /// </summary>
+    public int GradientAccumulation { get; init; } = 1;
     /// <summary>Rollout batches (steps) of the run.</summary>
     public int Steps { get; init; } = 100;
     /// <summary>AdamW settings.</summary>
@@ -58,6 +63,8 @@ public sealed record GrpoOptions
         if (!(Temperature > 0)) throw new SparkException($"temperature is {Temperature}; GRPO samples, expected > 0");
         if (MiniBatches < 1 || MiniBatches > PromptsPerStep * GroupSize)
             throw new SparkException($"mini-batches is {MiniBatches}; expected 1 … {PromptsPerStep * GroupSize} (the completions per step)");
+        if (GradientAccumulation < 1 || GradientAccumulation > (PromptsPerStep * GroupSize + MiniBatches - 1) / MiniBatches)
+            throw new SparkException($"gradient accumulation is {GradientAccumulation}; expected 1 … {(PromptsPerStep * GroupSize + MiniBatches - 1) / MiniBatches} (the completions per mini-batch)");
         if (Steps < 1) throw new SparkException($"steps is {Steps}; expected ≥ 1");
         if (MaxSamplingAttempts < 1) throw new SparkException($"max sampling attempts is {MaxSamplingAttempts}; expected ≥ 1");
         if (WarmupSteps < 0 || SaveEvery < 0 || SampleEvery < 0 || EvalEvery < 0)
@@ -103,8 +110,9 @@ public static class GrpoTrainer
     public const string FinalCheckpoint = "final";
 
     /// <summary>
-    /// Trains <paramref name="model"/> in place. <paramref name="reward"/> scores a completion (its text and tokens in
-    /// the <see cref="RolloutSample"/>) for the prompt it came from, in [0, 1] for verifiers. A frozen
+    /// Trains <paramref name="model"/> in place on a fixed list of prompts (a fresh shuffle per pass).
+    /// <paramref name="reward"/> scores a completion (its text and tokens in the <see cref="RolloutSample"/>) for the
+    /// prompt it came from, in [0, 1] for verifiers; a reward ≥ 1 counts as correct. A frozen
     /// <paramref name="reference"/> model is needed when β ≠ 0 and not allocated otherwise.
     /// </summary>
     public static GrpoProgress? Train(SparkModel model, IReadOnlyList<GrpoPrompt> prompts, Func<GrpoPrompt, RolloutSample, double> reward,
@@ -112,8 +120,24 @@ public static class GrpoTrainer
         Action<GrpoProgress>? onStep = null, string? sourceDirectory = null, string? resumeState = null,
         Func<SparkModel, IReadOnlyDictionary<string, double>>? evaluate = null)
     {
-        options.Validate();
         if (prompts.Count == 0) throw new SparkException("GRPO needs at least one prompt");
+        return Train(model, ShuffledPrompts.WithReward(prompts, reward, options.Seed), options, outputDirectory, tokenizer, reference,
+            new GrpoHooks { OnStep = onStep, Evaluate = evaluate }, sourceDirectory, resumeState);
+    }
+
+    /// <summary>
+    /// Trains <paramref name="model"/> in place on the prompts of <paramref name="source"/>, each completion scored by
+    /// it. A frozen <paramref name="reference"/> model is needed when β ≠ 0 and not allocated otherwise.
+    /// <paramref name="resumeState"/> is a checkpoint folder of an earlier run of the same settings.
+    /// </summary>
+    public static GrpoProgress? Train(SparkModel model, IPromptSource source, GrpoOptions options, string outputDirectory,
+        Text.Tokenizer? tokenizer = null, SparkModel? reference = null, GrpoHooks? hooks = null, string? sourceDirectory = null,
+        string? resumeState = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(source);
+        options.Validate();
+        hooks ??= new GrpoHooks();
         if (options.Loss.NeedsReferenceModel && reference is null)
             throw new SparkException($"beta is {options.Loss.Beta}: the KL term needs a frozen reference model (or set beta to 0)");
         var backend = model.Backend;
@@ -125,8 +149,8 @@ public static class GrpoTrainer
         using var state = resumeState is null
             ? new TrainingState(backend, layout, options.Optimizer, master ? model.Parameters : null)
             : TrainingState.Load(resumeState, backend, layout, needsMaster: master);
-        string fingerprint = $"grpo prompts={prompts.Count} per-step={options.PromptsPerStep} G={options.GroupSize} seed={options.Seed} " +
-            $"steps={options.Steps} mini-batches={options.MiniBatches} loss={options.Loss}";
+        string fingerprint = $"grpo source={source.Name} per-step={options.PromptsPerStep} G={options.GroupSize} seed={options.Seed} " +
+            $"steps={options.Steps} mini-batches={options.MiniBatches} accumulation={options.GradientAccumulation} loss={options.Loss}";
         if (resumeState is null) state.RunFingerprint = fingerprint;
         else if (state.RunFingerprint != fingerprint)
             throw new SparkException($"{resumeState}: the saved run was started with other prompts or batching ({state.RunFingerprint ?? "unknown"}); this run has {fingerprint}");
@@ -136,10 +160,10 @@ public static class GrpoTrainer
             (int)Math.Min(int.MaxValue, Math.Max(optimizerSteps, options.WarmupSteps)));
         using var gradients = new ParameterArena(backend, layout);
         int maxLength = options.Loss.MaxCompletionLength;
-        int longestPrompt = prompts.Max(p => p.Ids.Count);
         int perMiniBatch = (options.PromptsPerStep * options.GroupSize + options.MiniBatches - 1) / options.MiniBatches;
-        using var graph = new TrainingGraph(model.Transformer, perMiniBatch * (longestPrompt + maxLength), head: TrainingHead.LogProbs);
-        using var referenceGraph = reference is null ? null : new TrainingGraph(reference.Transformer, perMiniBatch * (longestPrompt + maxLength), head: TrainingHead.LogProbs);
+        int perMicroBatch = (perMiniBatch + options.GradientAccumulation - 1) / options.GradientAccumulation;
+        // the training graphs are sized for the largest micro-batch seen so far (prompt lengths are only known as they are drawn)
+        TrainingGraph? graph = null, referenceGraph = null;
         var engine = new RolloutEngine(model, new RolloutOptions { Slots = options.Slots, Seed = options.Seed }, tokenizer);
 
         Directory.CreateDirectory(outputDirectory);
@@ -149,138 +173,172 @@ public static class GrpoTrainer
         string samplesPath = Path.Combine(outputDirectory, RunReport.SamplesFile);
         if (resumeState is null) File.WriteAllText(samplesPath, "");
         else SftTrainer.TrimMetrics(samplesPath, state.Step);
-        // prompt order: a shuffle per pass over the prompts (Epoch), read from SamplePosition on; both saved for resume
-        var order = SftTrainer.Shuffle(prompts.Count, options.Seed, state.Epoch);
-        int cursor = checked((int)state.SamplePosition);
-        var clock = Stopwatch.StartNew();
-        long stepsThisCall = 0;
-        GrpoProgress? last = null;
-        for (long step = state.Step; step < options.Steps && (options.StopAfterSteps is not { } stop || stepsThisCall < stop); step++)
+        source.Position = state.SamplePosition; // where the source stood at the checkpoint (0 for a new run)
+        try
         {
-            // ---- rollouts (dynamic sampling draws more batches until enough informative groups, bounded)
-            var rolloutClock = Stopwatch.StartNew();
-            var fill = new DynamicSampling(options.PromptsPerStep, options.GroupSize, options.Loss.DynamicSampling ? options.MaxSamplingAttempts : 1);
-            var groups = new List<(GrpoPrompt Prompt, RolloutSample[] Samples, double[] Rewards)>();
-            long generated = 0;
-            double rewardSum = 0, correct = 0, lengthSum = 0;
-            int scored = 0;
-            while (!fill.IsDone)
+            var clock = Stopwatch.StartNew();
+            long stepsThisCall = 0;
+            GrpoProgress? last = null;
+            for (long step = state.Step; step < options.Steps && (options.StopAfterSteps is not { } stop || stepsThisCall < stop); step++)
             {
-                var batch = new GrpoPrompt[options.PromptsPerStep];
-                for (int i = 0; i < batch.Length; i++, cursor++)
+                // ---- rollouts (dynamic sampling draws more batches until enough informative groups, bounded)
+                var rolloutClock = Stopwatch.StartNew();
+                var fill = new DynamicSampling(options.PromptsPerStep, options.GroupSize, options.Loss.DynamicSampling ? options.MaxSamplingAttempts : 1);
+                var groups = new List<(GrpoPrompt Prompt, RolloutSample[] Samples, double[] Rewards)>();
+                var scoredBatches = new List<ScoredGroup>();
+                long generated = 0;
+                double rewardSum = 0, correct = 0, lengthSum = 0;
+                int scored = 0;
+                while (!fill.IsDone)
                 {
-                    if (cursor == order.Length) (order, cursor) = (SftTrainer.Shuffle(prompts.Count, options.Seed, ++state.Epoch), 0);
-                    batch[i] = prompts[order[cursor]];
+                    var batch = new GrpoPrompt[options.PromptsPerStep];
+                    for (int i = 0; i < batch.Length; i++) batch[i] = source.Next();
+                    var requests = batch.Select((p, i) => new RolloutRequest
+                    {
+                        Prompt = p.Ids, Samples = options.GroupSize, Temperature = options.Temperature, TopK = options.TopK, TopP = options.TopP,
+                        MaxCompletionTokens = maxLength, StopStrings = options.StopStrings,
+                        Seed = Mix(options.Seed, (ulong)step, (ulong)fill.Attempts, (ulong)i),
+                    }).ToArray();
+                    var result = engine.Run(requests);
+                    generated += result.Stats.GeneratedTokens;
+                    var rewards = new double[result.Samples.Count];
+                    var scores = new RewardScore[result.Samples.Count];
+                    for (int i = 0; i < rewards.Length; i++)
+                    {
+                        var sample = result.Samples[i];
+                        scores[i] = source.Score(batch[sample.RequestIndex], sample);
+                        double r = scores[i].Reward;
+                        if (!double.IsFinite(r)) throw new SparkException($"step {step + 1}: the reward of prompt {sample.RequestIndex}, sample {sample.SampleIndex} is {r}");
+                        rewardSum += r;
+                        correct += scores[i].Correct ? 1 : 0;
+                        lengthSum += sample.Tokens.Count;
+                        scored++;
+                        if (options.Loss.OverlongCacheLength > 0)
+                            r += RolloutShaping.OverlongPenalty(sample.Tokens.Count, maxLength, options.Loss.OverlongCacheLength);
+                        rewards[i] = r;
+                    }
+                    for (int g = 0; g < batch.Length; g++)
+                        scoredBatches.Add(new ScoredGroup(batch[g], result.Samples.Skip(g * options.GroupSize).Take(options.GroupSize).ToArray(),
+                            scores.AsSpan(g * options.GroupSize, options.GroupSize).ToArray()));
+                    // without dynamic sampling every group is trained on: an all-equal group has advantage 0 but still counts in the
+                    // loss normaliser (B rows, or its tokens) and still carries the β·KL term, as in TRL
+                    int[] keep = fill.Add(rewards);
+                    if (!options.Loss.DynamicSampling) keep = Enumerable.Range(0, batch.Length).ToArray();
+                    foreach (int g in keep)
+                        groups.Add((batch[g], result.Samples.Skip(g * options.GroupSize).Take(options.GroupSize).ToArray(),
+                            rewards.AsSpan(g * options.GroupSize, options.GroupSize).ToArray()));
                 }
-                var requests = batch.Select((p, i) => new RolloutRequest
+                double rolloutSeconds = rolloutClock.Elapsed.TotalSeconds;
+                hooks.OnRollouts?.Invoke(step + 1, scoredBatches);
+
+                // ---- policy update: one or more mini-batches, each an optimizer step
+                var trainClock = Stopwatch.StartNew();
+                var advantages = GrpoMath.Advantages(groups.SelectMany(g => g.Rewards).ToArray(), options.GroupSize, options.Loss.RewardScaling, options.Loss.AdvantageEpsilon);
+                var rows = groups.SelectMany(g => g.Samples.Select(s => (g.Prompt, Sample: s))).ToArray();
+                double tokenNormalizer = rows.Sum(r => (double)CompletionMask(r.Sample, options.Loss).Count(m => m > 0));
+                double lossSum = 0, klSum = 0, clipSum = 0, entropySum = 0, entropyTokens = 0;
+                long trainTokens = 0;
+                // no counted completion token at all (every one truncated and masked): no update this step
+                int miniBatches = rows.Length == 0 || tokenNormalizer == 0 ? 0 : Math.Min(options.MiniBatches, rows.Length);
+                bool haveKl = false;
+                int trained = 0; // mini-batches that took a loss (a fully masked one is skipped)
+                for (int mb = 0; mb < miniBatches; mb++)
                 {
-                    Prompt = p.Ids, Samples = options.GroupSize, Temperature = options.Temperature, TopK = options.TopK, TopP = options.TopP,
-                    MaxCompletionTokens = maxLength, StopStrings = options.StopStrings,
-                    Seed = Mix(options.Seed, (ulong)step, (ulong)fill.Attempts, (ulong)i),
-                }).ToArray();
-                var result = engine.Run(requests);
-                generated += result.Stats.GeneratedTokens;
-                var rewards = new double[result.Samples.Count];
-                for (int i = 0; i < rewards.Length; i++)
-                {
-                    var sample = result.Samples[i];
-                    double r = reward(batch[sample.RequestIndex], sample);
-                    if (!double.IsFinite(r)) throw new SparkException($"step {step + 1}: the reward of prompt {sample.RequestIndex}, sample {sample.SampleIndex} is {r}");
-                    rewardSum += r;
-                    correct += r >= 1 ? 1 : 0;
-                    lengthSum += sample.Tokens.Count;
-                    scored++;
-                    if (options.Loss.OverlongCacheLength > 0)
-                        r += RolloutShaping.OverlongPenalty(sample.Tokens.Count, maxLength, options.Loss.OverlongCacheLength);
-                    rewards[i] = r;
+                    int from = rows.Length * mb / miniBatches, to = rows.Length * (mb + 1) / miniBatches;
+                    // every part of this mini-batch is normalised as the whole mini-batch (dapo: the whole rollout batch), so the
+                    // accumulated gradient is the mini-batch's gradient
+                    double miniTokens = rows[from..to].Sum(r => (double)CompletionMask(r.Sample, options.Loss).Count(m => m > 0));
+                    if (miniTokens == 0) continue; // every completion here is masked (truncated): nothing to learn from
+                    double? tokenScope = options.Loss.LossType == LossType.Dapo ? tokenNormalizer : miniTokens;
+                    int micros = Math.Min(options.GradientAccumulation, to - from);
+                    double miniLoss = 0, miniClip = 0, miniKl = 0;
+                    backend.Fill(gradients.Buffer, 0f);
+                    for (int mc = 0; mc < micros; mc++)
+                    {
+                        int a = from + (to - from) * mc / micros, b = from + (to - from) * (mc + 1) / micros;
+                        var part = rows[a..b];
+                        var batch = Pack(part.Select(r => (r.Prompt.Ids, r.Sample.Tokens)).ToArray());
+                        trainTokens += batch.Tokens.Length;
+                        if (graph is null || graph.Capacity < batch.Tokens.Length)
+                        {
+                            int capacity = Math.Max(batch.Tokens.Length, perMicroBatch * (part.Max(r => r.Prompt.Ids.Count) + maxLength));
+                            graph?.Dispose();
+                            graph = new TrainingGraph(model.Transformer, capacity, head: TrainingHead.LogProbs);
+                            if (reference is not null)
+                            {
+                                referenceGraph?.Dispose();
+                                referenceGraph = new TrainingGraph(reference.Transformer, capacity, head: TrainingHead.LogProbs);
+                            }
+                        }
+                        var (logProbs, entropies) = graph.ForwardLogProbs(batch.Tokens, batch.Targets, batch.Segments, options.Temperature);
+                        int width = Math.Max(1, part.Max(r => r.Sample.Tokens.Count));
+                        var logp = Gather(logProbs, batch, width);
+                        var mask = new double[part.Length * width];
+                        for (int i = 0; i < part.Length; i++)
+                        {
+                            var m = CompletionMask(part[i].Sample, options.Loss);
+                            for (int t = 0; t < m.Length; t++) mask[i * width + t] = m[t];
+                            foreach (int row in batch.CompletionRows(i)) { entropySum += entropies[row]; entropyTokens++; }
+                        }
+                        double microTokens = mask.Sum();
+                        if (microTokens == 0) continue; // this part is fully masked; it adds nothing to the loss or the gradient
+                        // π_old: the sampling-time log-probs when this batch takes several optimizer steps, else π_θ itself
+                        double[] oldLogp = options.MiniBatches > 1 ? GatherSampled(part.Select(r => r.Sample).ToArray(), width) : [];
+                        double[] refLogp = [];
+                        if (referenceGraph is not null) refLogp = Gather(referenceGraph.ForwardLogProbs(batch.Tokens, batch.Targets, batch.Segments, options.Temperature).LogProbs, batch, width);
+                        var loss = GrpoMath.Loss(options.Loss, advantages.AsSpan(a, b - a), logp, oldLogp, refLogp, mask, tokenScope, rowNormalizer: to - from);
+                        miniLoss += loss.Loss;
+                        // clip fractions and KL are per counted token: weight each part by its share of the mini-batch's tokens
+                        miniClip += (loss.ClipLowFraction + loss.ClipHighFraction) * microTokens / miniTokens;
+                        if (loss.KlMean is { } kl) { miniKl += kl * microTokens / miniTokens; haveKl = true; }
+
+                        var rowGrad = new float[batch.Tokens.Length];
+                        for (int i = 0; i < part.Length; i++)
+                        {
+                            int t = 0;
+                            foreach (int row in batch.CompletionRows(i)) rowGrad[row] = (float)loss.GradLogp[i * width + t++];
+                        }
+                        graph.BackwardFromLogProbs(rowGrad, [], gradients); // accumulates into the mini-batch's gradient
+                    }
+                    lossSum += miniLoss;
+                    clipSum += miniClip;
+                    klSum += miniKl;
+                    trained++;
+                    OptimizerStep(model, state, gradients, options, schedule.At(state.OptimizerStep), step);
                 }
-                // without dynamic sampling every group is trained on: an all-equal group has advantage 0 but still counts in the
-                // loss normaliser (B rows, or its tokens) and still carries the β·KL term, as in TRL
-                int[] keep = fill.Add(rewards);
-                if (!options.Loss.DynamicSampling) keep = Enumerable.Range(0, batch.Length).ToArray();
-                foreach (int g in keep)
-                    groups.Add((batch[g], result.Samples.Skip(g * options.GroupSize).Take(options.GroupSize).ToArray(),
-                        rewards.AsSpan(g * options.GroupSize, options.GroupSize).ToArray()));
+                double trainSeconds = trainClock.Elapsed.TotalSeconds;
+                state.Step = step + 1;
+                state.SamplePosition = source.Position;
+                stepsThisCall++;
+
+                if (options.SampleEvery > 0 && (step + 1) % options.SampleEvery == 0 && groups.Count > 0)
+                    LogSamples(samplesPath, step + 1, groups[0].Samples, groups[0].Rewards);
+                bool done = step + 1 == options.Steps;
+                bool stopping = options.StopAfterSteps is { } limit && stepsThisCall >= limit;
+                var evaluation = hooks.Evaluate is { } evaluate && options.EvalEvery > 0 && ((step + 1) % options.EvalEvery == 0 || done) ? evaluate(model) : null;
+
+                double elapsed = clock.Elapsed.TotalSeconds;
+                last = new GrpoProgress(step + 1, options.Steps, rewardSum / Math.Max(1, scored), correct / Math.Max(1, scored),
+                    trained == 0 ? 0 : lossSum / trained, haveKl ? klSum / trained : null, trained == 0 ? 0 : clipSum / trained,
+                    entropyTokens == 0 ? 0 : entropySum / entropyTokens, lengthSum / Math.Max(1, scored), groups.Count,
+                    generated / Math.Max(1e-9, rolloutSeconds), trainTokens / Math.Max(1e-9, trainSeconds), rolloutSeconds, trainSeconds,
+                    elapsed / stepsThisCall * (options.Steps - step - 1));
+                var line = JsonSerializer.SerializeToNode(last, MetricsJson)!.AsObject();
+                line["learning_rate"] = schedule.At(Math.Max(0, state.OptimizerStep - 1));
+                if (evaluation is not null)
+                    foreach (var (name, value) in evaluation) line["eval_" + name] = value;
+                File.AppendAllText(metricsPath, line.ToJsonString() + "\n");
+                hooks.OnStep?.Invoke(last);
+                if (done || stopping || (options.SaveEvery > 0 && state.Step % options.SaveEvery == 0))
+                    SftTrainer.SaveCheckpoint(model, state, Path.Combine(outputDirectory, done ? FinalCheckpoint : $"checkpoint-{state.Step}"), sourceDirectory);
             }
-            double rolloutSeconds = rolloutClock.Elapsed.TotalSeconds;
-
-            // ---- policy update: one or more mini-batches, each an optimizer step
-            var trainClock = Stopwatch.StartNew();
-            var advantages = GrpoMath.Advantages(groups.SelectMany(g => g.Rewards).ToArray(), options.GroupSize, options.Loss.RewardScaling, options.Loss.AdvantageEpsilon);
-            var rows = groups.SelectMany(g => g.Samples.Select(s => (g.Prompt, Sample: s))).ToArray();
-            double tokenNormalizer = rows.Sum(r => (double)CompletionMask(r.Sample, options.Loss).Count(m => m > 0));
-            double lossSum = 0, klSum = 0, clipSum = 0, entropySum = 0, entropyTokens = 0;
-            long trainTokens = 0;
-            // no counted completion token at all (every one truncated and masked): no update this step
-            int miniBatches = rows.Length == 0 || tokenNormalizer == 0 ? 0 : Math.Min(options.MiniBatches, rows.Length);
-            bool haveKl = false;
-            int trained = 0; // mini-batches that took a loss (a fully masked one is skipped)
-            for (int mb = 0; mb < miniBatches; mb++)
-            {
-                int from = rows.Length * mb / miniBatches, to = rows.Length * (mb + 1) / miniBatches;
-                var part = rows[from..to];
-                var batch = Pack(part.Select(r => (r.Prompt.Ids, r.Sample.Tokens)).ToArray());
-                trainTokens += batch.Tokens.Length;
-                var (logProbs, entropies) = graph.ForwardLogProbs(batch.Tokens, batch.Targets, batch.Segments, options.Temperature);
-                int width = Math.Max(1, part.Max(r => r.Sample.Tokens.Count));
-                var logp = Gather(logProbs, batch, width);
-                var mask = new double[part.Length * width];
-                for (int i = 0; i < part.Length; i++)
-                {
-                    var m = CompletionMask(part[i].Sample, options.Loss);
-                    for (int t = 0; t < m.Length; t++) mask[i * width + t] = m[t];
-                    foreach (int row in batch.CompletionRows(i)) { entropySum += entropies[row]; entropyTokens++; }
-                }
-                if (mask.All(m => m == 0)) continue; // every completion here is masked (truncated): nothing to learn from
-                // π_old: the sampling-time log-probs when this batch takes several optimizer steps, else π_θ itself
-                double[] oldLogp = options.MiniBatches > 1 ? GatherSampled(part.Select(r => r.Sample).ToArray(), width) : [];
-                double[] refLogp = [];
-                if (referenceGraph is not null) refLogp = Gather(referenceGraph.ForwardLogProbs(batch.Tokens, batch.Targets, batch.Segments, options.Temperature).LogProbs, batch, width);
-                var loss = GrpoMath.Loss(options.Loss, advantages.AsSpan(from, to - from), logp, oldLogp, refLogp, mask,
-                    options.Loss.LossType == LossType.Dapo ? tokenNormalizer : null);
-                // the loss is normalised over the whole rollout batch for dapo and over this mini-batch otherwise
-                lossSum += loss.Loss;
-                trained++;
-                clipSum += loss.ClipLowFraction + loss.ClipHighFraction;
-                if (loss.KlMean is { } kl) { klSum += kl; haveKl = true; }
-
-                var rowGrad = new float[batch.Tokens.Length];
-                for (int i = 0; i < part.Length; i++)
-                {
-                    int t = 0;
-                    foreach (int row in batch.CompletionRows(i)) rowGrad[row] = (float)loss.GradLogp[i * width + t++];
-                }
-                backend.Fill(gradients.Buffer, 0f);
-                graph.BackwardFromLogProbs(rowGrad, [], gradients);
-                OptimizerStep(model, state, gradients, options, schedule.At(state.OptimizerStep), step);
-            }
-            double trainSeconds = trainClock.Elapsed.TotalSeconds;
-            state.Step = step + 1;
-            state.SamplePosition = cursor;
-            stepsThisCall++;
-
-            if (options.SampleEvery > 0 && (step + 1) % options.SampleEvery == 0 && groups.Count > 0)
-                LogSamples(samplesPath, step + 1, groups[0].Samples, groups[0].Rewards);
-            bool done = step + 1 == options.Steps;
-            bool stopping = options.StopAfterSteps is { } limit && stepsThisCall >= limit;
-            var evaluation = evaluate is not null && options.EvalEvery > 0 && ((step + 1) % options.EvalEvery == 0 || done) ? evaluate(model) : null;
-
-            double elapsed = clock.Elapsed.TotalSeconds;
-            last = new GrpoProgress(step + 1, options.Steps, rewardSum / Math.Max(1, scored), correct / Math.Max(1, scored),
-                trained == 0 ? 0 : lossSum / trained, haveKl ? klSum / trained : null, trained == 0 ? 0 : clipSum / trained,
-                entropyTokens == 0 ? 0 : entropySum / entropyTokens, lengthSum / Math.Max(1, scored), groups.Count,
-                generated / Math.Max(1e-9, rolloutSeconds), trainTokens / Math.Max(1e-9, trainSeconds), rolloutSeconds, trainSeconds,
-                elapsed / stepsThisCall * (options.Steps - step - 1));
-            var line = JsonSerializer.SerializeToNode(last, MetricsJson)!.AsObject();
-            line["learning_rate"] = schedule.At(Math.Max(0, state.OptimizerStep - 1));
-            if (evaluation is not null)
-                foreach (var (name, value) in evaluation) line["eval_" + name] = value;
-            File.AppendAllText(metricsPath, line.ToJsonString() + "\n");
-            onStep?.Invoke(last);
-            if (done || stopping || (options.SaveEvery > 0 && state.Step % options.SaveEvery == 0))
-                SftTrainer.SaveCheckpoint(model, state, Path.Combine(outputDirectory, done ? FinalCheckpoint : $"checkpoint-{state.Step}"), sourceDirectory);
+            return last;
         }
-        return last;
+        finally
+        {
+            graph?.Dispose();
+            referenceGraph?.Dispose();
+        }
     }
 
     /// <summary>One group's completions with their rewards, as a samples.jsonl line per completion.</summary>

@@ -33,6 +33,7 @@ public class GrpoConfigTests
         Assert.Empty(o.StopStrings);
         Assert.Equal(defaults.Slots, o.Slots);
         Assert.Equal(defaults.MiniBatches, o.MiniBatches);
+        Assert.Equal(defaults.GradientAccumulation, o.GradientAccumulation);
         Assert.Equal(defaults.Steps, o.Steps);
         Assert.Equal(defaults.Seed, o.Seed);
         Assert.Equal(defaults.MasterWeights, o.MasterWeights);
@@ -94,7 +95,7 @@ public class GrpoConfigTests
     }
 
     [Theory]
-    [InlineData("""{"model": "m", "output": "o", "modle": 1, "data": {"task": "arithmetic"}}""", "config.json: unknown key 'modle'; valid keys: model, output, data, algorithm, rollout, optimizer, run")]
+    [InlineData("""{"model": "m", "output": "o", "modle": 1, "data": {"task": "arithmetic"}}""", "config.json: unknown key 'modle'; valid keys: model, output, data, reward, algorithm, rollout, optimizer, run")]
     [InlineData("""{"model": "m", "output": "o", "data": {"task": "arithmetic", "tsk": 1}}""", "config.json: unknown key 'data.tsk'; valid keys: data.task, data.file,")]
     [InlineData("""{"model": "m", "output": "o", "data": {"task": "arithmetic"}, "algorithm": {"betta": 1}}""", "config.json: unknown key 'algorithm.betta'; valid keys: algorithm.variant, algorithm.beta,")]
     [InlineData("""{"model": "m", "output": "o", "data": {"task": "arithmetic"}, "rollout": {"groups": 1}}""", "config.json: unknown key 'rollout.groups'; valid keys: rollout.prompts_per_step,")]
@@ -111,7 +112,7 @@ public class GrpoConfigTests
     public void UnknownOverrideKeysAndSectionsAreNamed()
     {
         Assert.StartsWith("--set algorithm.betta=0.1: unknown key 'algorithm.betta'; valid keys: algorithm.variant", Fails(Minimal, "algorithm.betta=0.1").Message, StringComparison.Ordinal);
-        Assert.Equal("--set algo.beta=0.1: unknown section 'algo'; valid sections: data, algorithm, rollout, optimizer, run", Fails(Minimal, "algo.beta=0.1").Message);
+        Assert.Equal("--set algo.beta=0.1: unknown section 'algo'; valid sections: data, reward, algorithm, rollout, optimizer, run", Fails(Minimal, "algo.beta=0.1").Message);
         Assert.StartsWith("--set beta: expected key=value", Fails(Minimal, "beta").Message, StringComparison.Ordinal);
     }
 
@@ -154,6 +155,23 @@ public class GrpoConfigTests
         Assert.Equal("config.json: the configuration must be a JSON object", Fails("[1]").Message);
         // the trainer's own checks run at load time, prefixed with the file
         Assert.StartsWith("config.json: mini-batches is 100", Fails(Minimal, "optimizer.mini_batches=100").Message, StringComparison.Ordinal);
+        Assert.StartsWith("config.json: gradient accumulation is 65", Fails(Minimal, "optimizer.gradient_accumulation=65").Message, StringComparison.Ordinal);
+        Assert.StartsWith("config.json: 'reward.format_weight' is 1.5; expected 0 … 1", Fails(Minimal, "reward.format_weight=1.5").Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void FormatWeightMixesTheFormatCheckButAccuracyCountsTheVerifier()
+    {
+        var config = GrpoConfig.Parse(Minimal, "c", ["data.train_count=2", "reward.format_weight=0.25", "optimizer.gradient_accumulation=4"]);
+        Assert.Equal(4, config.ToOptions().GradientAccumulation);
+        var problem = config.LoadProblems()[0];
+        var reward = config.Reward();
+        Assert.Equal(new RewardScore(1, true), reward(problem, $"so \\boxed{{{problem.Answer}}}"));
+        Assert.Equal(new RewardScore(0.75, true), reward(problem, $"\\boxed{{{problem.Answer}}} " + new string('x', 120)));
+        Assert.Equal(new RewardScore(0.25, false), reward(problem, "\\boxed{-123456789}"));
+        Assert.Equal(new RewardScore(0, false), reward(problem, "no idea"));
+        // off by default: the verifier alone
+        Assert.Equal(new RewardScore(0, false), GrpoConfig.Parse(Minimal, "c", ["data.train_count=2"]).Reward()(problem, "\\boxed{-123456789}"));
     }
 
     [Fact]

@@ -126,4 +126,101 @@ public class GrpoTrainerTests
             new GrpoOptions { Loss = GrpoLoss.Grpo(4) with { Beta = 0.04 } }, run.Path));
         Assert.Contains("reference model", e.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("Grpo")]
+    [InlineData("Bnpo")]
+    [InlineData("Dapo")]
+    [InlineData("DrGrpo")]
+    public void GradientAccumulationGivesTheSameUpdate(string variant)
+    {
+        // 2 mini-batches of 6 completions, each in 1 or 3 parts: the accumulated gradient is the mini-batch's, so the
+        // weights after two steps agree to fp32 rounding of the summation order
+        using var ckpt = new TinyCheckpoint(new TinySpec { Vocab = 64, Eos = [63], Hidden = 32, Intermediate = 64, Heads = 4, KvHeads = 2, Seed = 27 });
+        var prompts = Enumerable.Range(0, 6).Select(i => new GrpoPrompt([1 + i, 7, 9 + i])).ToArray();
+        var loss = variant switch
+        {
+            "Bnpo" => GrpoLoss.Bnpo(5) with { Beta = 0 },
+            "Dapo" => GrpoLoss.Dapo(5, 0) with { DynamicSampling = false, MaskTruncatedCompletions = false },
+            "DrGrpo" => GrpoLoss.DrGrpo(5),
+            _ => GrpoLoss.Grpo(5) with { Beta = 0 },
+        };
+        var options = new GrpoOptions
+        {
+            Loss = loss, PromptsPerStep = 3, GroupSize = 4, Steps = 2, MiniBatches = 2, Seed = 3,
+            // a large ε keeps AdamW's step proportional to small gradients, so summation-order rounding stays small in the weights
+            Optimizer = new OptimizerSettings { LearningRate = 1e-2, MaxGradNorm = 0, Epsilon = 1e-2 },
+        };
+        float[] Run(int accumulation, double learningRate = 1e-2)
+        {
+            using var model = SparkModel.Load(ckpt.Directory);
+            using var run = new TempDir();
+            GrpoTrainer.Train(model, prompts, EvenShare, options with
+            {
+                GradientAccumulation = accumulation, Optimizer = options.Optimizer with { LearningRate = learningRate },
+            }, run.Path);
+            return SafeTensorsCheckpointWeights(Path.Combine(run.Path, GrpoTrainer.FinalCheckpoint));
+        }
+        float[] initial = Run(1, learningRate: 0), whole = Run(1), parts = Run(3);
+        double moved = 0, differ = 0;
+        for (int i = 0; i < whole.Length; i++)
+        {
+            moved = Math.Max(moved, Math.Abs(whole[i] - initial[i]));
+            differ = Math.Max(differ, Math.Abs(whole[i] - parts[i]));
+        }
+        Assert.True(moved > 1e-3, $"{variant}: the weights barely moved ({moved})");
+        Assert.True(differ < 1e-4 * moved, $"{variant}: accumulated update differs by {differ} (update size {moved})");
+    }
+
+    [Fact]
+    public void AnotherPromptSourceBringsItsOwnVerifierAndSeesTheScoredRollouts()
+    {
+        using var ckpt = new TinyCheckpoint(new TinySpec { Vocab = 64, Eos = [63], Hidden = 32, Intermediate = 64, Heads = 4, KvHeads = 2, Seed = 28 });
+        using var model = SparkModel.Load(ckpt.Directory);
+        using var run = new TempDir();
+        var source = new AlternatingSource();
+        var seen = new List<(long Step, IReadOnlyList<ScoredGroup> Groups)>();
+        var progress = new List<GrpoProgress>();
+        GrpoTrainer.Train(model, source, new GrpoOptions { Loss = GrpoLoss.Grpo(3) with { Beta = 0 }, PromptsPerStep = 4, GroupSize = 2, Steps = 2, Seed = 1 },
+            run.Path, hooks: new GrpoHooks { OnRollouts = (step, groups) => seen.Add((step, groups)), OnStep = progress.Add });
+        Assert.Equal([1L, 2L], seen.Select(s => s.Step));
+        Assert.All(seen, s => Assert.Equal(4, s.Groups.Count));
+        // every completion was scored by the kind of prompt it came from
+        foreach (var group in seen.SelectMany(s => s.Groups))
+        {
+            bool judge = (string)group.Prompt.Problem! == "judge";
+            Assert.All(group.Scores, x => Assert.Equal(judge ? 1.0 : 0.0, x.Reward));
+            Assert.All(group.Scores, x => Assert.Equal(judge, x.Correct));
+        }
+        Assert.Equal(8, source.Position);
+        Assert.All(progress, p => Assert.Equal(0.5, p.Accuracy));
+    }
+
+    /// <summary>A source alternating task and "judge" prompts, each scored by its own rule.</summary>
+    private sealed class AlternatingSource : IPromptSource
+    {
+        public string Name => "alternating";
+        public long Position { get; set; }
+        public GrpoPrompt Next()
+        {
+            bool judge = Position++ % 2 == 1;
+            return new GrpoPrompt([judge ? 5 : 3, 4], judge ? "judge" : "task");
+        }
+        public RewardScore Score(GrpoPrompt prompt, Native.Generation.RolloutSample sample) =>
+            (string)prompt.Problem! == "judge" ? new RewardScore(1, true) : new RewardScore(0, false);
+    }
+
+    [Fact]
+    public void ShuffledPromptsReplayFromAPosition()
+    {
+        var prompts = Enumerable.Range(0, 5).Select(i => new GrpoPrompt([i])).ToArray();
+        var a = ShuffledPrompts.WithReward(prompts, (_, _) => 0, seed: 4);
+        var drawn = Enumerable.Range(0, 12).Select(_ => a.Next().Ids[0]).ToArray();
+        // each pass is a permutation of all prompts
+        Assert.Equal([0, 1, 2, 3, 4], drawn.Take(5).Order());
+        Assert.Equal([0, 1, 2, 3, 4], drawn.Skip(5).Take(5).Order());
+        var b = ShuffledPrompts.WithReward(prompts, (_, _) => 0, seed: 4) ;
+        b.Position = 7;
+        Assert.Equal(drawn.Skip(7), Enumerable.Range(0, 5).Select(_ => b.Next().Ids[0]));
+    }
 }

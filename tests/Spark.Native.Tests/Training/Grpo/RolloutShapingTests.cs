@@ -68,4 +68,32 @@ public class RolloutShapingTests
         }
         Assert.Equal(full.Loss, sum, 1e-14);
     }
+
+    [Theory]
+    [InlineData(LossType.Grpo)]
+    [InlineData(LossType.Bnpo)]
+    [InlineData(LossType.DrGrpo)]
+    [InlineData(LossType.Dapo)]
+    public void MicroBatchLossesSumToTheBatchLoss(LossType type)
+    {
+        // gradient accumulation: each part passes the optimizer batch's rows (grpo, dr_grpo) and tokens (bnpo, dapo)
+        var rng = new Random(5);
+        const int rows = 6, length = 4;
+        var mask = Enumerable.Range(0, rows * length).Select(k => k % length <= k / length % length ? 1.0 : 0.0).ToArray();
+        var logp = Enumerable.Range(0, rows * length).Select(_ => -2 * rng.NextDouble()).ToArray();
+        var old = logp.Select(x => x + 0.4 * (rng.NextDouble() - 0.5)).ToArray();
+        var adv = GrpoMath.Advantages(Enumerable.Range(0, rows).Select(_ => (double)rng.Next(2)).ToArray(), 3, RewardScaling.Group, 1e-4);
+        var options = new GrpoLoss(type, RewardScaling.Group, ImportanceSampling.Token, 0, 0.2, 0.2, length);
+        var full = GrpoMath.Loss(options, adv, logp, old, [], mask);
+        double total = mask.Sum(), sum = 0;
+        foreach (var (start, count) in new[] { (0, 1), (1, 3), (4, 2) })
+        {
+            var slice = new Range(start * length, (start + count) * length);
+            var part = GrpoMath.Loss(options, adv[start..(start + count)], logp[slice], old[slice], [], mask[slice], total, rowNormalizer: rows);
+            sum += part.Loss;
+            Close.Equal(full.GradLogp[slice], part.GradLogp, 1e-15);
+        }
+        Assert.Equal(full.Loss, sum, 1e-14);
+        Assert.Contains("row normaliser", Assert.Throws<SparkException>(() => GrpoMath.Loss(options, adv, logp, old, [], mask, rowNormalizer: rows - 1)).Message);
+    }
 }
