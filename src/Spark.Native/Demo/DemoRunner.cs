@@ -39,7 +39,13 @@ public sealed record DemoPreset
     /// <summary>Held-out problems evaluated before and after each phase.</summary>
     public int TestProblems { get; init; } = 256;
     /// <summary>Supervised examples, cycling through the train problems.</summary>
-    public int SftExamples { get; init; } = 8192;
+    public int SftExamples { get; init; } = 131072;
+    /// <summary>
+    /// Share of SFT answers where the teacher hedges: "71, maybe 73" (a wrong second guess 1–3 away). The verifier reads
+    /// the last number, so a hedged answer is wrong. Imitation learns the habit with the skill; GRPO, rewarded by the
+    /// verifier, can unlearn it. 0: clean data.
+    /// </summary>
+    public double SftHedgeRate { get; init; }
     /// <summary>Sequences per SFT step.</summary>
     public int SftBatch { get; init; } = 64;
     /// <summary>Peak SFT learning rate (cosine decay after warm-up).</summary>
@@ -47,36 +53,43 @@ public sealed record DemoPreset
     /// <summary>SFT warm-up steps.</summary>
     public int SftWarmup { get; init; } = 10;
     /// <summary>GRPO rollout batches.</summary>
-    public int GrpoSteps { get; init; } = 100;
+    public int GrpoSteps { get; init; } = 300;
     /// <summary>Prompts per GRPO step.</summary>
-    public int PromptsPerStep { get; init; } = 16;
+    public int PromptsPerStep { get; init; } = 32;
     /// <summary>Completions per prompt (G).</summary>
-    public int GroupSize { get; init; } = 8;
+    public int GroupSize { get; init; } = 16;
     /// <summary>GRPO learning rate (constant after warm-up).</summary>
-    public double GrpoLearningRate { get; init; } = 3e-4;
+    public double GrpoLearningRate { get; init; } = 2e-4;
     /// <summary>Most tokens of a completion.</summary>
-    public int MaxCompletionTokens { get; init; } = 8;
+    public int MaxCompletionTokens { get; init; } = 16;
     /// <summary>Samples per held-out problem for pass@k.</summary>
     public int EvalK { get; init; } = 4;
     /// <summary>Evaluate on a held-out subset every this many GRPO steps (the curve in the report).</summary>
-    public int EvalEvery { get; init; } = 10;
+    public int EvalEvery { get; init; } = 20;
 
-    /// <summary>Two-core CPU: a 4-layer, 128-wide model on two-digit addition and subtraction (about 10 minutes).</summary>
+    /// <summary>
+    /// Two-core CPU (about 10 minutes): a 4-layer, 128-wide model (0.77 M parameters) on one- and two-digit addition and
+    /// subtraction; 131 072 SFT examples from a teacher that hedges half its answers, then 300 GRPO steps of 32 prompts × 16.
+    /// </summary>
     public static DemoPreset Cpu { get; } = new()
     {
         Name = "cpu",
         Shape = new ScratchModelShape(Layers: 4, Hidden: 128, Intermediate: 352, Heads: 4, KeyValueHeads: 2, MaxPositions: 64),
-        Task = new ArithmeticOptions { MinDigits = 2, MaxDigits = 2, MinOperands = 2, MaxOperands = 2, Operators = ArithmeticOperators.Add | ArithmeticOperators.Subtract },
+        Task = new ArithmeticOptions { MinDigits = 1, MaxDigits = 2, MinOperands = 2, MaxOperands = 2, Operators = ArithmeticOperators.Add | ArithmeticOperators.Subtract },
+        SftExamples = 131072, SftHedgeRate = 0.5, GrpoSteps = 300, PromptsPerStep = 32, GroupSize = 16, GrpoLearningRate = 2e-4, EvalEvery = 20,
     };
 
-    /// <summary>One GPU: a 8-layer, 512-wide model on three-digit addition and subtraction, with more of everything.</summary>
+    /// <summary>
+    /// One GPU: an 8-layer, 512-wide model on three-digit addition and subtraction with more of everything. Not yet run
+    /// on a GPU (none was available while it was written): its sizes are a starting point, not a measured result.
+    /// </summary>
     public static DemoPreset Gpu { get; } = new()
     {
         Name = "gpu",
         Shape = new ScratchModelShape(Layers: 8, Hidden: 512, Intermediate: 1408, Heads: 8, KeyValueHeads: 4, MaxPositions: 64),
-        Task = new ArithmeticOptions { MinDigits = 3, MaxDigits = 3, MinOperands = 2, MaxOperands = 2, Operators = ArithmeticOperators.Add | ArithmeticOperators.Subtract },
-        TrainProblems = 100000, TestProblems = 512, SftExamples = 32768, SftBatch = 128, SftLearningRate = 1e-3, GrpoSteps = 200,
-        PromptsPerStep = 32, GroupSize = 8, GrpoLearningRate = 1e-4, MaxCompletionTokens = 10, EvalK = 8,
+        Task = new ArithmeticOptions { MinDigits = 2, MaxDigits = 3, MinOperands = 2, MaxOperands = 2, Operators = ArithmeticOperators.Add | ArithmeticOperators.Subtract },
+        TrainProblems = 100000, TestProblems = 512, SftExamples = 262144, SftBatch = 128, SftLearningRate = 1e-3, SftHedgeRate = 0.5,
+        GrpoSteps = 300, PromptsPerStep = 64, GroupSize = 16, GrpoLearningRate = 1e-4, MaxCompletionTokens = 20, EvalK = 8,
     };
 
     /// <summary>Presets by name: "cpu", "gpu".</summary>
@@ -163,7 +176,11 @@ public static class DemoRunner
         Directory.CreateDirectory(dataDir);
         string sftPath = Path.Combine(dataDir, "sft.jsonl");
         // the SFT examples cycle through the train problems (more passes than one when asked for more examples than problems)
-        WriteJsonl(sftPath, Enumerable.Range(0, preset.SftExamples).Select(i => split.Train[i % split.Train.Count]).Select(p => new JsonObject { ["prompt"] = p.Prompt, ["completion"] = " " + p.Answer }));
+        WriteJsonl(sftPath, Enumerable.Range(0, preset.SftExamples).Select(i =>
+        {
+            var p = split.Train[i % split.Train.Count];
+            return new JsonObject { ["prompt"] = p.Prompt, ["completion"] = " " + TeacherAnswer(p.Answer, preset.SftHedgeRate, options.Seed, i) };
+        }));
         WriteJsonl(Path.Combine(dataDir, "train.jsonl"), split.Train.Select(p => new JsonObject { ["prompt"] = p.Prompt, ["answer"] = p.Answer }));
         WriteJsonl(Path.Combine(dataDir, "test.jsonl"), split.Test.Select(p => new JsonObject { ["prompt"] = p.Prompt, ["answer"] = p.Answer }));
         log($"data: {split.Train.Count} train problems ({preset.SftExamples} SFT examples drawn from them), {split.Test.Count} held out, e.g. \"{split.Test[0].Prompt} {split.Test[0].Answer}\"");
@@ -227,6 +244,20 @@ public static class DemoRunner
         var greedy = Evaluator.Run(model, tokenizer, null, problems, scorer, common with { K = 1, Temperature = 0 });
         var sampled = Evaluator.Run(model, tokenizer, null, problems, scorer, common with { K = preset.EvalK, Temperature = 1 });
         return new DemoScore(greedy.Accuracy, sampled.PassAtK[0], sampled.PassAtK[^1], sampled.K, sampled.MeanCompletionTokens);
+    }
+
+    /// <summary>
+    /// The answer, or with probability <paramref name="rate"/> (drawn from the seed and example index) the answer followed
+    /// by a wrong second guess 1–3 away: "71, maybe 73".
+    /// </summary>
+    internal static string TeacherAnswer(string answer, double rate, ulong seed, int index)
+    {
+        ulong stream = CounterRng.Next(seed ^ 0x5109_7A11UL, (ulong)index);
+        if (CounterRng.Uniform(stream, 0) >= rate) return answer;
+        long offset = 1 + (long)(CounterRng.Uniform(stream, 1) * 3);
+        if (CounterRng.Uniform(stream, 2) < 0.5) offset = -offset;
+        long guess = long.Parse(answer, System.Globalization.CultureInfo.InvariantCulture) + offset;
+        return $"{answer}, maybe {guess.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
     }
 
     private static string Describe(DemoScore s) =>

@@ -256,11 +256,57 @@ public sealed class WeightedVerifier : IVerifier
     }
 }
 
+/// <summary>
+/// Integer answers with partial credit, a denser reward for multi-digit arithmetic: 1 when the answer (the last box,
+/// else the last number of the completion) equals the reference integer; otherwise
+/// <c>partialWeight</c> × the share of positions that agree when both are written as sign + digits aligned at the units
+/// (a missing digit disagrees), so a near miss scores above a wild guess and below the right answer. An answer that is
+/// not an integer scores 0.
+/// </summary>
+public sealed class DigitsVerifier : IVerifier
+{
+    private readonly double _partialWeight;
+
+    /// <summary>Creates the verifier.</summary>
+    /// <param name="partialWeight">The most a wrong answer can score, in [0, 1).</param>
+    public DigitsVerifier(double partialWeight = 0.5)
+    {
+        if (!(partialWeight >= 0 && partialWeight < 1)) throw new SparkException($"digits verifier: partial weight {partialWeight} must lie in [0, 1)");
+        _partialWeight = partialWeight;
+    }
+
+    /// <inheritdoc/>
+    public VerifierResult Score(string completion, string reference)
+    {
+        if (!TryInteger(reference.Trim(), out bool negativeRef, out string digitsRef))
+            throw new SparkException($"digits verifier: reference '{Verifiers.Short(reference)}' is not an integer");
+        string? answer = BoxedAnswer.Last(completion)?.Trim() ?? NumericVerifier.LastNumber(completion);
+        if (answer is null) return VerifierResult.NoAnswer("no number in the completion");
+        if (!TryInteger(answer, out bool negative, out string digits)) return new VerifierResult(0, answer, "not an integer");
+        if (negative == negativeRef && digits == digitsRef) return VerifierResult.Of(true, answer, "equals the reference");
+        int width = Math.Max(digits.Length, digitsRef.Length);
+        int agree = negative == negativeRef ? 1 : 0;
+        for (int i = 1; i <= width; i++)
+            if (i <= digits.Length && i <= digitsRef.Length && digits[^i] == digitsRef[^i]) agree++;
+        return new VerifierResult(_partialWeight * agree / (width + 1), answer, $"{agree} of {width + 1} sign and digit positions agree");
+    }
+
+    /// <summary>"-0042" → (true, "42"); "0" → (false, "0"); anything but an optional sign and ASCII digits (≤ 64) → false.</summary>
+    private static bool TryInteger(string text, out bool negative, out string digits)
+    {
+        negative = text.StartsWith('-') || text.StartsWith('\u2212');
+        string body = text.TrimStart('-', '+', '\u2212');
+        digits = body.TrimStart('0');
+        if (digits.Length == 0) (digits, negative) = ("0", false);
+        return body.Length is > 0 and <= 64 && body.All(char.IsAsciiDigit) && text.Length - body.Length <= 1;
+    }
+}
+
 /// <summary>The verifiers by name, for configuration files and the command line.</summary>
 public static class Verifiers
 {
     /// <summary>The names <see cref="Create"/> knows.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["math", "exact", "exact-ignore-case", "numeric", "choice", "verdict", "format"];
+    public static IReadOnlyList<string> Names { get; } = ["math", "exact", "exact-ignore-case", "numeric", "digits", "choice", "verdict", "format"];
 
     /// <summary>A verifier with default settings by name (see <see cref="Names"/>).</summary>
     /// <exception cref="SparkException">Unknown name; the message lists the valid ones.</exception>
@@ -270,6 +316,7 @@ public static class Verifiers
         "exact" => new ExactMatchVerifier(),
         "exact-ignore-case" => new ExactMatchVerifier(StringComparison.OrdinalIgnoreCase),
         "numeric" => new NumericVerifier(),
+        "digits" => new DigitsVerifier(),
         "choice" => new ChoiceVerifier(),
         "verdict" => new VerdictVerifier(),
         "format" => new FormatReward(),

@@ -47,7 +47,13 @@ public class DemoTests
         Assert.Equal(96, sft.Length);
         Assert.DoesNotContain(sft, row => test.Contains(row["prompt"]!.GetValue<string>()));
         Assert.All(sft, row => Assert.Matches(@"^\d+ [-+] \d+ =$", row["prompt"]!.GetValue<string>()));
-        Assert.All(sft, row => Assert.Equal(Evaluate(row["prompt"]!.GetValue<string>()), row["completion"]!.GetValue<string>()));
+        // every SFT answer starts with the right result; the teacher hedges about half of them with a wrong second guess
+        Assert.All(sft, row =>
+        {
+            string completion = row["completion"]!.GetValue<string>(), answer = Evaluate(row["prompt"]!.GetValue<string>());
+            Assert.True(completion == answer || completion.StartsWith(answer + ", maybe ", StringComparison.Ordinal), $"{row}");
+        });
+        Assert.InRange(sft.Count(row => row["completion"]!.GetValue<string>().Contains("maybe", StringComparison.Ordinal)), 30, 66);
         // GRPO's periodic held-out evaluation is in its metrics (steps 2 and 3), and the summary holds all three rows
         var metrics = File.ReadAllLines(Path.Combine(run, "grpo", RunReport.MetricsFile));
         Assert.Equal([false, true, true], metrics.Select(l => l.Contains("eval_greedy_accuracy", StringComparison.Ordinal)));
@@ -101,5 +107,23 @@ public class DemoTests
         var bad = CliTests.Spark("demo", "--out", run, "--preset", "huge");
         Assert.Equal(1, bad.Code);
         Assert.Equal("error: unknown demo preset 'huge'; valid presets: cpu, gpu", bad.Err.Trim());
+    }
+
+    [Fact]
+    public void AHedgingTeacherAddsAWrongSecondGuessAtItsRate()
+    {
+        Assert.All(Enumerable.Range(0, 100), i => Assert.Equal("-40", DemoRunner.TeacherAnswer("-40", 0, 11, i)));
+        var answers = Enumerable.Range(0, 4000).Select(i => DemoRunner.TeacherAnswer("-40", 0.3, 11, i)).ToArray();
+        var hedged = answers.Where(a => a != "-40").ToArray();
+        Assert.InRange(hedged.Length / 4000.0, 0.27, 0.33);
+        var guesses = hedged.Select(a =>
+        {
+            Assert.StartsWith("-40, maybe ", a, StringComparison.Ordinal);
+            return long.Parse(a["-40, maybe ".Length..], System.Globalization.CultureInfo.InvariantCulture) + 40;
+        });
+        Assert.Equal(new long[] { -3, -2, -1, 1, 2, 3 }, guesses.Distinct().Order());
+        // the verifier reads the last number: a hedged answer is wrong
+        Assert.Equal(0, Native.Rewards.Verifiers.Create("numeric").Score(" " + hedged[0], "-40").Reward);
+        Assert.Equal(answers, Enumerable.Range(0, 4000).Select(i => DemoRunner.TeacherAnswer("-40", 0.3, 11, i))); // reproducible
     }
 }

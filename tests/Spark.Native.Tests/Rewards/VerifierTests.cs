@@ -147,6 +147,29 @@ public class VerifierTests
         Assert.Throws<SparkException>(() => new WeightedVerifier((new MathVerifier(), 0)));
     }
 
+    [Theory]
+    [InlineData(" 150", "150", 1.0)]            // exact
+    [InlineData(" 151", "150", 0.5 * 3 / 4)]    // sign, hundreds, tens agree; units differ
+    [InlineData(" 147", "150", 0.5 * 2 / 4)]    // sign and hundreds
+    [InlineData(" 50", "150", 0.5 * 3 / 4)]     // a missing digit disagrees
+    [InlineData(" -150", "150", 0.5 * 3 / 4)]   // wrong sign
+    [InlineData("\\boxed{-53}", "-53", 1.0)]    // a box wins
+    [InlineData("x = 7, so \\boxed{12}", "12", 1.0)]
+    [InlineData(" 0042", "42", 1.0)]            // leading zeros are the same integer
+    [InlineData(" 12.5", "12", 0.0)]            // not an integer
+    [InlineData(" none", "12", 0.0)]
+    public void DigitsGivesPartialCredit(string completion, string reference, double reward) =>
+        Assert.Equal(reward, new DigitsVerifier().Score(completion, reference).Reward, 1e-12);
+
+    [Fact]
+    public void DigitsRejectsBadSettingsAndReferences()
+    {
+        Assert.Throws<SparkException>(() => new DigitsVerifier(1.0));
+        Assert.Contains("not an integer", Assert.Throws<SparkException>(() => new DigitsVerifier().Score("1", "1.5")).Message, StringComparison.Ordinal);
+        // a wrong answer never reaches the reward of the right one
+        Assert.True(new DigitsVerifier(0.9).Score(" 99999", "99998").Reward < 1);
+    }
+
     [Fact]
     public void ByName()
     {

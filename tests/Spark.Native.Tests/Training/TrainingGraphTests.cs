@@ -71,6 +71,53 @@ public class TrainingGraphTests
     }
 
     [Fact]
+    public void TheLogProbHeadGradientHoldsOnALargePackedBatch()
+    {
+        // what GRPO trains through: 150 packed sequences (1 350 rows: several 256-row blocks of the fused log-prob op),
+        // targets on the completion part only, a signed weight per row; the analytic gradient of f = Σ w·logp must match
+        // central differences of f along the gradient and along a random direction
+        using var ckpt = new TinyCheckpoint(new TinySpec { Seed = 44, Vocab = 300, Hidden = 32, Intermediate = 48, Heads = 4, KvHeads = 2 });
+        using var model = SparkModel.Load(ckpt.Directory);
+        var tf = model.Transformer;
+        var rng = new Random(5);
+        var sequences = Enumerable.Range(0, 150).Select(_ => Enumerable.Range(0, 9).Select(_ => rng.Next(300)).ToArray()).ToArray();
+        var tokens = sequences.SelectMany(s => s).ToArray();
+        var targets = sequences.SelectMany(s => s.Select((_, t) => t >= 5 && t + 1 < s.Length ? s[t + 1] : -1)).ToArray();
+        var weights = targets.Select(t => t < 0 ? 0f : (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var segments = sequences.Select(s => new Segment(0, 0, s.Length)).ToArray();
+        using var graph = new TrainingGraph(tf, tokens.Length, head: TrainingHead.LogProbs);
+        double F()
+        {
+            var (lp, _) = graph.ForwardLogProbs(tokens, targets, segments, 0.8f);
+            return lp.Select((x, r) => (double)x * weights[r]).Sum();
+        }
+        F();
+        using var grads = new ParameterArena(tf.Backend, tf.Parameters.Layout);
+        graph.BackwardFromLogProbs(weights, [], grads);
+        var g = new float[grads.Buffer.Length];
+        tf.Backend.Download(g, grads.Buffer);
+        var theta = new float[g.Length];
+        tf.Backend.Download(theta, tf.Parameters.Buffer);
+        double norm = Math.Sqrt(g.Sum(x => (double)x * x));
+        var random = Enumerable.Range(0, g.Length).Select(_ => rng.NextDouble() * 2 - 1).ToArray();
+        double randomNorm = Math.Sqrt(random.Sum(x => x * x));
+        foreach (var direction in new[] { g.Select(x => x / norm).ToArray(), random.Select(x => x / randomNorm).ToArray() })
+        {
+            double analytic = direction.Select((d, i) => d * g[i]).Sum();
+            const double h = 2e-3;
+            double At(double step)
+            {
+                tf.Backend.Upload(tf.Parameters.Buffer, theta.Select((x, i) => (float)(x + step * direction[i])).ToArray());
+                return F();
+            }
+            double numeric = (At(h) - At(-h)) / (2 * h);
+            tf.Backend.Upload(tf.Parameters.Buffer, theta);
+            Assert.True(Math.Abs(numeric - analytic) <= 2e-2 * Math.Max(Math.Abs(analytic), 0.05 * norm),
+                $"directional derivative: analytic {analytic}, central differences {numeric} (|grad| {norm})");
+        }
+    }
+
+    [Fact]
     public void RecomputingNormsGivesTheSameGradientsBitForBit()
     {
         using var ckpt = new TinyCheckpoint(new TinySpec { Seed = 41 });

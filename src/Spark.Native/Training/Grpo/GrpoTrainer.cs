@@ -89,9 +89,10 @@ public sealed record GrpoOptions
 /// <param name="RolloutSeconds">Time spent sampling.</param>
 /// <param name="TrainSeconds">Time spent in forward/backward and the optimizer.</param>
 /// <param name="EtaSeconds">Estimated seconds to the end of the run.</param>
+/// <param name="GradNorm">Mean global gradient norm (before clipping) over the step's optimizer steps.</param>
 public sealed record GrpoProgress(long Step, long TotalSteps, double Reward, double Accuracy, double Loss, double? Kl, double ClipFraction,
     double Entropy, double MeanLength, int KeptGroups, double RolloutTokensPerSecond, double TrainTokensPerSecond, double RolloutSeconds,
-    double TrainSeconds, double EtaSeconds);
+    double TrainSeconds, double EtaSeconds, double GradNorm = 0);
 
 /// <summary>A prompt to train on: its token ids and whatever the reward function needs to score a completion.</summary>
 public sealed record GrpoPrompt(IReadOnlyList<int> Ids, object? Problem = null);
@@ -242,6 +243,7 @@ public static class GrpoTrainer
                 int miniBatches = rows.Length == 0 || tokenNormalizer == 0 ? 0 : Math.Min(options.MiniBatches, rows.Length);
                 bool haveKl = false;
                 int trained = 0; // mini-batches that took a loss (a fully masked one is skipped)
+                double gradNormSum = 0;
                 for (int mb = 0; mb < miniBatches; mb++)
                 {
                     int from = rows.Length * mb / miniBatches, to = rows.Length * (mb + 1) / miniBatches;
@@ -304,7 +306,7 @@ public static class GrpoTrainer
                     clipSum += miniClip;
                     klSum += miniKl;
                     trained++;
-                    OptimizerStep(model, state, gradients, options, schedule.At(state.OptimizerStep), step);
+                    gradNormSum += OptimizerStep(model, state, gradients, options, schedule.At(state.OptimizerStep), step);
                 }
                 double trainSeconds = trainClock.Elapsed.TotalSeconds;
                 state.Step = step + 1;
@@ -322,7 +324,7 @@ public static class GrpoTrainer
                     trained == 0 ? 0 : lossSum / trained, haveKl ? klSum / trained : null, trained == 0 ? 0 : clipSum / trained,
                     entropyTokens == 0 ? 0 : entropySum / entropyTokens, lengthSum / Math.Max(1, scored), groups.Count,
                     generated / Math.Max(1e-9, rolloutSeconds), trainTokens / Math.Max(1e-9, trainSeconds), rolloutSeconds, trainSeconds,
-                    elapsed / stepsThisCall * (options.Steps - step - 1));
+                    elapsed / stepsThisCall * (options.Steps - step - 1), trained == 0 ? 0 : gradNormSum / trained);
                 var line = JsonSerializer.SerializeToNode(last, MetricsJson)!.AsObject();
                 line["learning_rate"] = schedule.At(Math.Max(0, state.OptimizerStep - 1));
                 if (evaluation is not null)
@@ -355,7 +357,7 @@ public static class GrpoTrainer
     private static readonly JsonSerializerOptions MetricsJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     /// <summary>Global-norm clipping, then AdamW on every parameter (decay per <see cref="WeightDecayPolicy"/>).</summary>
-    private static void OptimizerStep(SparkModel model, TrainingState state, ParameterArena gradients, GrpoOptions options, double learningRate, long step)
+    private static double OptimizerStep(SparkModel model, TrainingState state, ParameterArena gradients, GrpoOptions options, double learningRate, long step)
     {
         var backend = model.Backend;
         double normSquared = backend.SumOfSquares(gradients.Buffer);
@@ -371,6 +373,7 @@ public static class GrpoTrainer
                     checked((int)(state.OptimizerStep + 1)), clip, Seed: SftTrainer.StochasticSeed(options.Seed, entry.Name)));
         }
         state.OptimizerStep++;
+        return Math.Sqrt(normSquared);
     }
 
     /// <summary>1 for each completion token that counts; all 0 for a truncated completion when the loss masks those.</summary>
