@@ -92,6 +92,14 @@ public sealed record DemoPreset
         GrpoSteps = 300, PromptsPerStep = 64, GroupSize = 16, GrpoLearningRate = 1e-4, MaxCompletionTokens = 20, EvalK = 8,
     };
 
+    internal void Validate()
+    {
+        if (!(SftHedgeRate >= 0 && SftHedgeRate <= 1)) throw new SparkException($"demo preset {Name}: SFT hedge rate {SftHedgeRate} must lie in [0, 1]");
+        if (SftExamples < 1 || SftBatch < 1 || SftWarmup < 0 || TrainProblems < 1 || TestProblems < 1 || EvalK < 1 || EvalEvery < 0)
+            throw new SparkException($"demo preset {Name}: SFT examples, SFT batch, train and test problems and eval k must be ≥ 1 (warm-up and eval-every ≥ 0)");
+        if (!(SftLearningRate > 0) || !(GrpoLearningRate >= 0)) throw new SparkException($"demo preset {Name}: learning rates must be positive");
+    }
+
     /// <summary>Presets by name: "cpu", "gpu".</summary>
     public static DemoPreset ByName(string name) => name switch
     {
@@ -145,8 +153,11 @@ public sealed record DemoResult(string RunDirectory, Device Device, string Prese
 /// </summary>
 public static class DemoRunner
 {
-    /// <summary>The file that marks a folder as a demo run (and holds its results).</summary>
+    /// <summary>The results of a demo run (scores, settings, times), in its run folder.</summary>
     public const string SummaryFile = "summary.json";
+
+    /// <summary>The file that marks a folder as a demo run folder, which a later demo may replace.</summary>
+    public const string MarkerFile = ".spark-demo";
 
     /// <summary>The end-of-sequence token of the demo tokenizer.</summary>
     public const string EndOfText = "<|endoftext|>";
@@ -160,6 +171,18 @@ public static class DemoRunner
         var total = Stopwatch.StartNew();
         var device = ResolveDevice(options.Device, log);
         var preset = options.Preset ?? (device == Device.Cuda ? DemoPreset.Gpu : DemoPreset.Cpu);
+        // every setting is checked before the run folder is touched
+        var taskOptions = preset.Task with { PromptFormat = "{expression} =", PromptSuffix = "", Verifier = "numeric" };
+        var task = new ArithmeticTask(taskOptions);
+        var grpoOptions = new GrpoOptions
+        {
+            Loss = GrpoLoss.Grpo(preset.MaxCompletionTokens) with { Beta = 0 },
+            PromptsPerStep = preset.PromptsPerStep, GroupSize = preset.GroupSize, Temperature = 1f, Steps = preset.GrpoSteps,
+            Optimizer = new OptimizerSettings { LearningRate = preset.GrpoLearningRate, MaxGradNorm = 1.0 },
+            Slots = preset.PromptsPerStep * preset.GroupSize, Seed = options.Seed, WarmupSteps = 5, SampleEvery = 10, EvalEvery = preset.EvalEvery,
+        };
+        grpoOptions.Validate();
+        preset.Validate();
         string dir = PrepareFolder(options.OutputDirectory);
         log($"demo: preset {preset.Name} on {device}, seed {options.Seed}, run folder {dir}");
 
@@ -170,7 +193,6 @@ public static class DemoRunner
         var tokenizer = Tokenizer.Load(baseDir);
 
         // ---- problems: disjoint train and held-out test sets
-        var task = new ArithmeticTask(preset.Task with { PromptFormat = "{expression} =", PromptSuffix = "", Verifier = "numeric" });
         var split = SyntheticTasks.Split(task, options.Seed, preset.TrainProblems, preset.TestProblems);
         string dataDir = Path.Combine(dir, "data");
         Directory.CreateDirectory(dataDir);
@@ -218,13 +240,7 @@ public static class DemoRunner
             });
             return new Dictionary<string, double> { ["greedy_accuracy"] = r.Accuracy };
         }
-        GrpoTrainer.Train(model, prompts, Reward, new GrpoOptions
-        {
-            Loss = GrpoLoss.Grpo(preset.MaxCompletionTokens) with { Beta = 0 },
-            PromptsPerStep = preset.PromptsPerStep, GroupSize = preset.GroupSize, Temperature = 1f, Steps = preset.GrpoSteps,
-            Optimizer = new OptimizerSettings { LearningRate = preset.GrpoLearningRate, MaxGradNorm = 1.0 },
-            Slots = preset.PromptsPerStep * preset.GroupSize, Seed = options.Seed, WarmupSteps = 5, SampleEvery = 10, EvalEvery = preset.EvalEvery,
-        }, Path.Combine(dir, "grpo"), tokenizer, sourceDirectory: baseDir, onStep: onGrpoStep, evaluate: Evaluate);
+        GrpoTrainer.Train(model, prompts, Reward, grpoOptions, Path.Combine(dir, "grpo"), tokenizer, sourceDirectory: baseDir, onStep: onGrpoStep, evaluate: Evaluate);
         double grpoSeconds = grpoClock.Elapsed.TotalSeconds;
         var afterGrpo = Score(model, tokenizer, split.Test, preset, options.Seed);
         log($"after GRPO ({grpoSeconds:F0} s): {Describe(afterGrpo)}");
@@ -232,7 +248,7 @@ public static class DemoRunner
         RunReport.Write(Path.Combine(dir, "sft"));
         string report = RunReport.Write(Path.Combine(dir, "grpo"), Path.Combine(dir, RunReport.ReportFile));
         var result = new DemoResult(dir, device, preset.Name, initial, afterSft, afterGrpo, sftSeconds, grpoSeconds, total.Elapsed.TotalSeconds, report);
-        WriteSummary(result, options, preset, model.ParameterCount);
+        WriteSummary(result, options, preset with { Task = taskOptions }, model.ParameterCount);
         return result;
     }
 
@@ -282,12 +298,12 @@ public static class DemoRunner
         string dir = Path.GetFullPath(path);
         if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
         {
-            if (!File.Exists(Path.Combine(dir, SummaryFile)) && !File.Exists(Path.Combine(dir, ".demo")))
-                throw new SparkException($"{dir}: the folder is not empty and holds no earlier demo run ({SummaryFile}); choose another --out");
+            if (!File.Exists(Path.Combine(dir, MarkerFile)))
+                throw new SparkException($"{dir}: the folder is not empty and holds no earlier demo run (no {MarkerFile} marker); choose another --out");
             Directory.Delete(dir, recursive: true);
         }
         Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, ".demo"), "a spark demo run folder; running the demo again replaces it\n");
+        File.WriteAllText(Path.Combine(dir, MarkerFile), "a spark demo run folder; running the demo again replaces it\n");
         return dir;
     }
 

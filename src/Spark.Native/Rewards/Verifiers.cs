@@ -280,7 +280,7 @@ public sealed class DigitsVerifier : IVerifier
     {
         if (!TryInteger(reference.Trim(), out bool negativeRef, out string digitsRef))
             throw new SparkException($"digits verifier: reference '{Verifiers.Short(reference)}' is not an integer");
-        string? answer = BoxedAnswer.Last(completion)?.Trim() ?? NumericVerifier.LastNumber(completion);
+        string? answer = (BoxedAnswer.Last(completion)?.Trim() ?? NumericVerifier.LastNumber(completion))?.Replace(",", "", StringComparison.Ordinal);
         if (answer is null) return VerifierResult.NoAnswer("no number in the completion");
         if (!TryInteger(answer, out bool negative, out string digits)) return new VerifierResult(0, answer, "not an integer");
         if (negative == negativeRef && digits == digitsRef) return VerifierResult.Of(true, answer, "equals the reference");

@@ -75,6 +75,7 @@ public class DemoTests
     {
         using var dir = new TempDir();
         File.WriteAllText(Path.Combine(dir.Path, "notes.txt"), "mine");
+        File.WriteAllText(Path.Combine(dir.Path, DemoRunner.SummaryFile), "{}"); // a common name: not a marker
         var e = Assert.Throws<SparkException>(() => DemoRunner.Run(new DemoOptions { OutputDirectory = dir.Path, Preset = Micro, Device = DemoDevice.Cpu }));
         Assert.Contains("not empty", e.Message, StringComparison.Ordinal);
         Assert.True(File.Exists(Path.Combine(dir.Path, "notes.txt")));
@@ -86,6 +87,11 @@ public class DemoTests
         var b = DemoRunner.Run(options);
         Assert.False(File.Exists(Path.Combine(run, "stale.txt")));
         Assert.Equal(a.AfterGrpo, b.AfterGrpo); // same seed, same numbers
+
+        // bad settings fail before the earlier run is touched
+        Assert.Contains("hedge rate 2", Assert.Throws<SparkException>(() => DemoRunner.Run(options with { Preset = Micro with { SftHedgeRate = 2 } })).Message, StringComparison.Ordinal);
+        Assert.Contains("group size is 1", Assert.Throws<SparkException>(() => DemoRunner.Run(options with { Preset = Micro with { GroupSize = 1 } })).Message, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(run, DemoRunner.SummaryFile)));
     }
 
     [Fact]

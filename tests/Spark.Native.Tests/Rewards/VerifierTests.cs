@@ -156,6 +156,7 @@ public class VerifierTests
     [InlineData("\\boxed{-53}", "-53", 1.0)]    // a box wins
     [InlineData("x = 7, so \\boxed{12}", "12", 1.0)]
     [InlineData(" 0042", "42", 1.0)]            // leading zeros are the same integer
+    [InlineData(" 1,000", "1000", 1.0)]         // thousands separators
     [InlineData(" 12.5", "12", 0.0)]            // not an integer
     [InlineData(" none", "12", 0.0)]
     public void DigitsGivesPartialCredit(string completion, string reference, double reward) =>

@@ -150,7 +150,7 @@ public static class GrpoTrainer
         using var state = resumeState is null
             ? new TrainingState(backend, layout, options.Optimizer, master ? model.Parameters : null)
             : TrainingState.Load(resumeState, backend, layout, needsMaster: master);
-        string fingerprint = $"grpo source={source.Name} per-step={options.PromptsPerStep} G={options.GroupSize} seed={options.Seed} " +
+        string fingerprint = $"grpo source={source.Fingerprint} per-step={options.PromptsPerStep} G={options.GroupSize} seed={options.Seed} " +
             $"steps={options.Steps} mini-batches={options.MiniBatches} accumulation={options.GradientAccumulation} loss={options.Loss}";
         if (resumeState is null) state.RunFingerprint = fingerprint;
         else if (state.RunFingerprint != fingerprint)
@@ -289,7 +289,9 @@ public static class GrpoTrainer
                         double[] refLogp = [];
                         if (referenceGraph is not null) refLogp = Gather(referenceGraph.ForwardLogProbs(batch.Tokens, batch.Targets, batch.Segments, options.Temperature).LogProbs, batch, width);
                         var loss = GrpoMath.Loss(options.Loss, advantages.AsSpan(a, b - a), logp, oldLogp, refLogp, mask, tokenScope, rowNormalizer: to - from);
-                        miniLoss += loss.Loss;
+                        // (dapo with several mini-batches: each is normalised by the whole rollout batch's tokens, so the reported
+                    // mean over mini-batches is 1/M of the per-token loss, as TRL logs it)
+                    miniLoss += loss.Loss;
                         // clip fractions and KL are per counted token: weight each part by its share of the mini-batch's tokens
                         miniClip += (loss.ClipLowFraction + loss.ClipHighFraction) * microTokens / miniTokens;
                         if (loss.KlMean is { } kl) { miniKl += kl * microTokens / miniTokens; haveKl = true; }

@@ -19,8 +19,15 @@ public interface IPromptSource
     string Name { get; }
 
     /// <summary>
-    /// How far the source has read: saved with every checkpoint and set back on resume, so the resumed run draws the
-    /// same prompts as the uninterrupted one. A pure function of the prompts drawn so far.
+    /// What the prompts are (e.g. their count, seed and a hash of their ids): saved with a run and compared on resume,
+    /// so a run cannot be resumed on other prompts.
+    /// </summary>
+    string Fingerprint { get; }
+
+    /// <summary>
+    /// How far the source has read: the trainer saves it with every checkpoint and sets it back on resume. A source
+    /// whose next prompts depend only on it (<see cref="ShuffledPrompts"/>) resumes exactly; a source with more state
+    /// (say, a queue filled by <see cref="GrpoHooks.OnRollouts"/>) must save and restore that state itself.
     /// </summary>
     long Position { get; set; }
 
@@ -67,14 +74,34 @@ public sealed class ShuffledPrompts : IPromptSource
     public IReadOnlyList<GrpoPrompt> Prompts => _prompts;
 
     /// <inheritdoc/>
-    public long Position { get; set; }
+    public string Fingerprint => $"{Name} prompts={_prompts.Count} seed={_seed} ids={IdsHash():x16}";
+
+    /// <inheritdoc/>
+    public long Position
+    {
+        get => _position;
+        set => _position = value >= 0 ? value : throw new SparkException($"prompt source '{Name}': position {value} is negative");
+    }
+
+    private long _position;
+
+    private ulong IdsHash()
+    {
+        ulong h = 14695981039346656037UL;
+        foreach (var prompt in _prompts)
+        {
+            foreach (int id in prompt.Ids) h = (h ^ (uint)id) * 1099511628211UL;
+            h = (h ^ 0xFFFF_FFFFUL) * 1099511628211UL; // prompt boundary
+        }
+        return h;
+    }
 
     /// <inheritdoc/>
     public GrpoPrompt Next()
     {
         long pass = Position / _prompts.Count;
         if (pass != _orderPass) (_order, _orderPass) = (SftTrainer.Shuffle(_prompts.Count, _seed, checked((int)pass)), pass);
-        return _prompts[_order[Position++ % _prompts.Count]];
+        return _prompts[_order[_position++ % _prompts.Count]];
     }
 
     /// <inheritdoc/>
@@ -94,8 +121,9 @@ public sealed record GrpoHooks
     public Action<GrpoProgress>? OnStep { get; init; }
 
     /// <summary>
-    /// After each rollout batch is scored (before dynamic sampling), with every group of the batch — what SPARK recycles
-    /// into judge and reflection prompts. Called with the step number (1-based).
+    /// Once per step, after its rollouts are scored and before the update, with every group sampled in the step
+    /// (including groups dynamic sampling dropped) — what SPARK recycles into judge and reflection prompts. Called with
+    /// the step number (1-based).
     /// </summary>
     public Action<long, IReadOnlyList<ScoredGroup>>? OnRollouts { get; init; }
 

@@ -200,6 +200,7 @@ public class GrpoTrainerTests
     private sealed class AlternatingSource : IPromptSource
     {
         public string Name => "alternating";
+        public string Fingerprint => Name;
         public long Position { get; set; }
         public GrpoPrompt Next()
         {
@@ -222,5 +223,10 @@ public class GrpoTrainerTests
         var b = ShuffledPrompts.WithReward(prompts, (_, _) => 0, seed: 4) ;
         b.Position = 7;
         Assert.Equal(drawn.Skip(7), Enumerable.Range(0, 5).Select(_ => b.Next().Ids[0]));
+        Assert.Throws<SparkException>(() => b.Position = -1);
+        // the fingerprint tells prompt sets apart (resume refuses other prompts)
+        Assert.Equal(a.Fingerprint, b.Fingerprint);
+        Assert.NotEqual(a.Fingerprint, ShuffledPrompts.WithReward(prompts[..4], (_, _) => 0, seed: 4).Fingerprint);
+        Assert.NotEqual(a.Fingerprint, ShuffledPrompts.WithReward([.. prompts[..4], new GrpoPrompt([9])], (_, _) => 0, seed: 4).Fingerprint);
     }
 }
