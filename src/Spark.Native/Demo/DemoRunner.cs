@@ -23,8 +23,8 @@ public enum DemoDevice
 }
 
 /// <summary>
-/// The sizes of a demo run: model shape, task difficulty, how much supervised warm-up, how much GRPO. The SFT budget is
-/// deliberately short, so the model reaches partial skill and GRPO has room to improve it.
+/// The sizes of a demo run: model shape, task difficulty, how much supervised warm-up (and how sloppy its teacher is),
+/// how much GRPO.
 /// </summary>
 public sealed record DemoPreset
 {
@@ -146,8 +146,8 @@ public sealed record DemoResult(string RunDirectory, Device Device, string Prese
 
 /// <summary>
 /// The main job, end to end and from nothing: a byte-level tokenizer and a freshly initialised Qwen2-style model
-/// (<see cref="ModelFactory"/>), a short supervised warm-up on synthetic arithmetic (partial skill), then GRPO with the
-/// numeric verifier as reward, scoring the held-out problems before and after each phase. The run folder holds
+/// (<see cref="ModelFactory"/>), a supervised warm-up on synthetic arithmetic from a teacher that hedges some of its
+/// answers with a wrong second guess (partial skill, plus the habit), then GRPO with the numeric verifier as reward, scoring the held-out problems before and after each phase. The run folder holds
 /// <c>base/</c> (tokenizer + initial weights), <c>data/</c> (the SFT, GRPO and test problems as JSONL), <c>sft/</c> and
 /// <c>grpo/</c> (metrics, samples, checkpoints), <c>summary.json</c> and <c>report.html</c>.
 /// </summary>
