@@ -331,6 +331,8 @@ public static class GrpoTrainer
                 line["learning_rate"] = schedule.At(Math.Max(0, state.OptimizerStep - 1));
                 if (evaluation is not null)
                     foreach (var (name, value) in evaluation) line["eval_" + name] = value;
+                if (hooks.StepMetrics is { } extra)
+                    foreach (var (name, value) in extra()) line[name] = value;
                 File.AppendAllText(metricsPath, line.ToJsonString() + "\n");
                 hooks.OnStep?.Invoke(last);
                 if (done || stopping || (options.SaveEvery > 0 && state.Step % options.SaveEvery == 0))

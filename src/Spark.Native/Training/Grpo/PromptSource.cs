@@ -127,6 +127,9 @@ public sealed record GrpoHooks
     /// </summary>
     public Action<long, IReadOnlyList<ScoredGroup>>? OnRollouts { get; init; }
 
+    /// <summary>Extra numbers for each step's metrics line (e.g. which period a SPARK step was), read after the step.</summary>
+    public Func<IReadOnlyDictionary<string, double>>? StepMetrics { get; init; }
+
     /// <summary>Held-out evaluation every <see cref="GrpoOptions.EvalEvery"/> steps; its numbers join the step's metrics as eval_*.</summary>
     public Func<SparkModel, IReadOnlyDictionary<string, double>>? Evaluate { get; init; }
 }

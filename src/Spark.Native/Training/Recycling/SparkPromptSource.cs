@@ -1,0 +1,187 @@
+using Spark.Native.Generation;
+using Spark.Native.Rewards;
+using Spark.Native.Rewards.Tasks;
+using Spark.Native.Training.Grpo;
+
+namespace Spark.Native.Training.Recycling;
+
+/// <summary>How SPARK's recycled items reach training.</summary>
+public enum SparkMode
+{
+    /// <summary>Plain GRPO: nothing is recycled (the baseline, same binary).</summary>
+    Off,
+    /// <summary>Reward periods: when the cache holds a full batch, the next rollout batch is made of recycled items only.</summary>
+    RewardPeriods,
+    /// <summary>Recycled items replace part of each policy batch (<see cref="SparkPromptSource.MixShare"/>) instead.</summary>
+    Mixed,
+}
+
+/// <summary>
+/// SPARK on top of the unchanged GRPO loop (arXiv 2509.22624): a prompt source that serves the task's prompts (policy
+/// periods), recycles every policy rollout batch it sees through <see cref="GrpoHooks.OnRollouts"/> into judge and
+/// reflection items (<see cref="Recycler"/>) kept in a <see cref="RecycleCache"/>, and serves a whole batch of them
+/// (a reward period) whenever the cache holds one — or mixes them into policy batches. Recycled completions are scored
+/// by the item's own verifier against its label; task completions by the task's score.
+/// </summary>
+/// <remarks>
+/// The cache is not saved with checkpoints: a resumed run restarts with an empty cache (its first reward period comes
+/// later than in the uninterrupted run).
+/// </remarks>
+public sealed class SparkPromptSource : IPromptSource
+{
+    private readonly ShuffledPrompts _policy;
+    private readonly RlPromptBuilder _builder;
+    private readonly TemplatePool _pool;
+    private readonly RecyclingOptions _options;
+    private readonly int _batch;
+    private readonly ulong _seed;
+    private readonly RecycleCache _cache = new();
+    private readonly Dictionary<string, IVerifier> _verifiers = new(StringComparer.Ordinal);
+    private readonly Queue<GrpoPrompt> _current = new();
+
+    /// <summary>Creates the source.</summary>
+    /// <param name="policy">The task's prompts; each <see cref="GrpoPrompt.Problem"/> must be an <see cref="RlProblem"/>.</param>
+    /// <param name="builder">Renders recycled items as prompts (with the model's chat template when it has one).</param>
+    /// <param name="promptsPerStep">The trainer's prompts per rollout batch (a reward period is one such batch).</param>
+    /// <param name="mode">How recycled items are used.</param>
+    /// <param name="pool">Template wordings.</param>
+    /// <param name="options">Recycling ratios and caps.</param>
+    /// <param name="seed">Seed of the recycling draws.</param>
+    public SparkPromptSource(ShuffledPrompts policy, RlPromptBuilder builder, int promptsPerStep, SparkMode mode, TemplatePool pool,
+        RecyclingOptions options, ulong seed)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(pool);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (promptsPerStep < 1) throw new SparkException($"prompts per step is {promptsPerStep}; expected ≥ 1");
+        (_policy, _builder, _batch, Mode, _pool, _options, _seed) = (policy, builder, promptsPerStep, mode, pool, options, seed);
+    }
+
+    /// <summary>How recycled items are used.</summary>
+    public SparkMode Mode { get; }
+
+    /// <summary>In <see cref="SparkMode.Mixed"/>: the share of each batch given to recycled items when the cache has them.</summary>
+    public double MixShare { get; init; } = 0.5;
+
+    /// <summary>
+    /// Recycled items whose rendered prompt is longer than this many tokens are left out (a judge or reflection prompt
+    /// holds the question and whole answers; it must leave the model room to answer). Null: no limit.
+    /// </summary>
+    public int? MaxPromptTokens { get; init; }
+
+    /// <summary>Recycled items left out for <see cref="MaxPromptTokens"/>.</summary>
+    public int DroppedTooLong { get; private set; }
+
+    /// <summary>Whether the batch being drawn (or last drawn) is a reward period.</summary>
+    public bool InRewardPeriod { get; private set; }
+
+    /// <summary>Recycled items waiting.</summary>
+    public int Cached => _cache.Count;
+
+    /// <summary>Judge and reflection items recycled so far.</summary>
+    public (int Judge, int Reflection) Recycled { get; private set; }
+
+    /// <inheritdoc/>
+    public string Name => "spark";
+
+    /// <inheritdoc/>
+    public string Fingerprint => $"spark mode={Mode} mix={MixShare} {_policy.Fingerprint} recycling={_options}";
+
+    /// <summary>
+    /// Task prompts drawn so far (the policy stream's position): a resume continues the task stream exactly, with an
+    /// empty cache (see remarks).
+    /// </summary>
+    public long Position
+    {
+        get => _policy.Position - _current.Count(p => p.Problem is not RecycledItem);
+        set
+        {
+            _policy.Position = value;
+            _current.Clear();
+        }
+    }
+
+    /// <inheritdoc/>
+    public GrpoPrompt Next()
+    {
+        if (_current.Count == 0) StartBatch();
+        return _current.Dequeue();
+    }
+
+    private void StartBatch()
+    {
+        InRewardPeriod = false;
+        int recycled = 0;
+        IReadOnlyList<RecycledItem> items = [];
+        if (Mode == SparkMode.RewardPeriods && _cache.TryTake(_batch, out var batch)) (items, recycled, InRewardPeriod) = (batch, _batch, true);
+        else if (Mode == SparkMode.Mixed)
+        {
+            int take = Math.Min((int)Math.Round(MixShare * _batch), _cache.Count);
+            if (take > 0 && _cache.TryTake(take, out var some)) (items, recycled) = (some, take);
+        }
+        foreach (var item in items) _current.Enqueue(ToPrompt(item));
+        for (int i = recycled; i < _batch; i++) _current.Enqueue(_policy.Next());
+    }
+
+    private bool Fits(RecycledItem item)
+    {
+        if (MaxPromptTokens is not { } limit || ToPrompt(item).Ids.Count <= limit) return true;
+        DroppedTooLong++;
+        return false;
+    }
+
+    private GrpoPrompt ToPrompt(RecycledItem item)
+    {
+        var problem = new RlProblem($"{item.Kind.ToString().ToLowerInvariant()}:{item.SourceId}", item.Prompt, item.Label) { Verifier = item.Verifier };
+        return new GrpoPrompt(_builder.Build(problem).Ids, item);
+    }
+
+    /// <inheritdoc/>
+    public RewardScore Score(GrpoPrompt prompt, RolloutSample sample)
+    {
+        if (prompt.Problem is not RecycledItem item) return _policy.Score(prompt, sample);
+        var result = VerifierOf(item.Verifier).Score(sample.Text ?? "", item.Label);
+        return new RewardScore(result.Reward, result.Reward >= 1);
+    }
+
+    /// <summary>
+    /// The <see cref="GrpoHooks.OnRollouts"/> callback: recycles the task groups of a step (never the recycled ones) and
+    /// caches the items.
+    /// </summary>
+    public void OnRollouts(long step, IReadOnlyList<ScoredGroup> groups)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
+        if (Mode == SparkMode.Off) return;
+        var recyclable = new List<RecyclingGroup>();
+        foreach (var group in groups)
+        {
+            if (group.Prompt.Problem is not RlProblem problem) continue; // a recycled item's own rollouts are not recycled
+            var verifier = problem.Verifier == VerifierNames.Countdown ? null : VerifierOf(problem.Verifier);
+            var samples = group.Samples.Select((s, i) =>
+            {
+                string text = s.Text ?? "";
+                string? answer = verifier?.Score(text, problem.Answer).Answer ?? BoxedAnswer.Last(text);
+                return new RecyclingSample(text, answer, group.Scores[i].Correct);
+            }).ToArray();
+            recyclable.Add(new RecyclingGroup(problem.Id, problem.Prompt, problem.Answer, problem.Verifier, samples));
+        }
+        var (judge, reflection) = Recycler.Recycle(recyclable, _pool, _options, CounterRng.Next(_seed, (ulong)step));
+        _cache.Add(judge.Concat(reflection).Where(Fits));
+        Recycled = (Recycled.Judge + judge.Count, Recycled.Reflection + reflection.Count);
+    }
+
+    /// <summary>Per-step metrics for <see cref="GrpoHooks.StepMetrics"/>: reward_period (1 or 0), cached items, items recycled so far.</summary>
+    public IReadOnlyDictionary<string, double> StepMetrics() => new Dictionary<string, double>
+    {
+        ["reward_period"] = InRewardPeriod ? 1 : 0, ["recycle_cache"] = _cache.Count,
+        ["recycled_judge"] = Recycled.Judge, ["recycled_reflection"] = Recycled.Reflection, ["recycled_too_long"] = DroppedTooLong,
+    };
+
+    private IVerifier VerifierOf(string name)
+    {
+        if (!_verifiers.TryGetValue(name, out var verifier)) _verifiers[name] = verifier = Verifiers.Create(name);
+        return verifier;
+    }
+}
