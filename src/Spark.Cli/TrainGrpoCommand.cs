@@ -74,12 +74,19 @@ internal static class TrainGrpoCommand
                 ["accuracy"] = r.Accuracy, [$"pass_at_{r.K}"] = r.PassAtK[^1], [$"maj_at_{r.K}"] = r.MajorityAtK, ["mean_length"] = r.MeanCompletionTokens,
             };
         }
-        var source = new ShuffledPrompts(prompts, Reward, options.Seed);
+        var policy = new ShuffledPrompts(prompts, Reward, options.Seed);
+        var spark = cfg.CreateSparkSource(policy, builder, model.Config.MaxPositions);
+        if (spark is not null)
+            Console.Error.WriteLine($"spark: {cfg["spark.mode"]}, recycled prompts up to {spark.MaxPromptTokens} tokens" +
+                (cfg["spark.templates"] is string dir ? $", templates from {dir}" : ", built-in templates"));
+        IPromptSource source = spark is null ? policy : spark;
         var hooks = new GrpoHooks
         {
+            OnRollouts = spark is null ? null : spark.OnRollouts,
+            StepMetrics = spark is null ? null : spark.StepMetrics,
             Evaluate = testProblems.Count > 0 ? Evaluate : null,
             OnStep = p => Console.Error.WriteLine(
-                $"step {p.Step}/{p.TotalSteps}  reward {p.Reward:F3}  acc {p.Accuracy:P0}  loss {p.Loss:F4}" +
+                $"step {p.Step}/{p.TotalSteps}{(spark is { InRewardPeriod: true } ? " [reward period]" : "")}  reward {p.Reward:F3}  acc {p.Accuracy:P0}  loss {p.Loss:F4}" +
                 (p.Kl is { } kl ? $"  kl {kl:F4}" : reference is null ? "" : "  kl -") +
                 $"  clip {p.ClipFraction:P1}  entropy {p.Entropy:F3}  len {p.MeanLength:F1}  groups {p.KeptGroups}" +
                 $"  rollout {p.RolloutTokensPerSecond:F0} tok/s  train {p.TrainTokensPerSecond:F0} tok/s" +

@@ -86,7 +86,7 @@ public sealed class GrpoConfig
     private const string FromVariant = "the variant's";
 
     /// <summary>The sections, in documentation order ("" is the top level).</summary>
-    public static IReadOnlyList<string> Sections { get; } = ["", "data", "reward", "algorithm", "rollout", "optimizer", "run"];
+    public static IReadOnlyList<string> Sections { get; } = ["", "data", "reward", "algorithm", "rollout", "optimizer", "run", "spark"];
 
     /// <summary>Every key of the configuration, in documentation order.</summary>
     public static IReadOnlyList<ConfigKey> Keys { get; } =
@@ -147,6 +147,16 @@ public sealed class GrpoConfig
         new("run.eval_every", ConfigValueKind.Integer, 0L, "Evaluate on the held-out problems (accuracy, pass@k, mean length) every N steps and after the last; 0 = never. Task data only.", Min: 0),
         new("run.eval_k", ConfigValueKind.Integer, 4L, "Samples per held-out problem for pass@k (at the rollout temperature).", Min: 1),
         new("run.resume", ConfigValueKind.String, null, "Checkpoint folder (output/checkpoint-N) to resume the same run from; null = a new run.", Nullable: true),
+
+        new("spark.mode", ConfigValueKind.String, "off", "SPARK (arXiv 2509.22624): off = plain GRPO; reward_periods = recycle every task rollout batch into judge and reflection items and train on a whole batch of them whenever one is cached; mixed = put them into task batches instead.", Choices: ["off", "reward_periods", "mixed"]),
+        new("spark.mix_share", ConfigValueKind.Number, 0.5, "With mode mixed: the share of each batch given to recycled items when some are cached (at most 1).", Min: 0),
+        new("spark.judge_input", ConfigValueKind.String, "answer_only", "What judge items show of an answer: its extracted final answer (the reference) or the whole completion.", Choices: ["answer_only", "full_reasoning"]),
+        new("spark.mixed_pointwise_share", ConfigValueKind.Number, 0.3, "For a group with right and wrong answers: the chance of a pointwise judge item, else pairwise (reference 0.3; at most 1).", Min: 0),
+        new("spark.reflection_full_share", ConfigValueKind.Number, 0.5, "Share of reflection items showing the whole wrong attempt, else only its final answer (reference 0.5; at most 1).", Min: 0),
+        new("spark.max_judge_items", ConfigValueKind.Integer, 0L, "Most judge items recycled per task batch; 0 = half a batch (the reference).", Min: 0),
+        new("spark.max_reflection_items", ConfigValueKind.Integer, 0L, "Most reflection items recycled per task batch; 0 = half a batch (the reference).", Min: 0),
+        new("spark.templates", ConfigValueKind.String, null, "Folder with pointwise.json, pairwise.json and reflection.json replacing the built-in template pools (templates/spark).", Nullable: true),
+        new("spark.max_prompt_tokens", ConfigValueKind.Integer, 0L, "Recycled prompts longer than this many tokens are left out; 0 = the model's context minus algorithm.max_completion_tokens.", Min: 0),
     ];
 
     private static readonly Dictionary<string, ConfigKey> ByPath = Keys.ToDictionary(k => k.Path, StringComparer.Ordinal);
@@ -259,6 +269,8 @@ public sealed class GrpoConfig
         if ((TaskName is null) == (DataFile is null)) throw new SparkException($"{source}: set exactly one of 'data.task' and 'data.file'");
         if (TaskName is not null && _values["data.verifier"] is not null)
             throw new SparkException($"{source}: 'data.verifier' applies to data.file; task '{TaskName}' uses its own verifier");
+        foreach (string share in new[] { "spark.mix_share", "spark.mixed_pointwise_share", "spark.reflection_full_share" })
+            if (Number(share) > 1) throw new SparkException($"{source}: '{share}' is {Number(share)}; expected 0 … 1");
         if (Number("reward.format_weight") > 1)
             throw new SparkException($"{source}: 'reward.format_weight' is {Number("reward.format_weight")}; expected 0 … 1 (the share of the reward from the format check)");
         try { ToOptions().Validate(); }
@@ -331,6 +343,39 @@ public sealed class GrpoConfig
             SaveEvery = checked((int)Int("run.save_every")),
             SampleEvery = checked((int)Int("run.sample_every")),
             EvalEvery = checked((int)Int("run.eval_every")),
+        };
+    }
+
+    /// <summary>How SPARK is used (spark.mode).</summary>
+    public Recycling.SparkMode SparkMode => String("spark.mode") switch
+    {
+        "reward_periods" => Recycling.SparkMode.RewardPeriods,
+        "mixed" => Recycling.SparkMode.Mixed,
+        _ => Recycling.SparkMode.Off,
+    };
+
+    /// <summary>
+    /// The SPARK prompt source over <paramref name="policy"/> (spark.* keys), for a model with
+    /// <paramref name="contextTokens"/> positions; null when spark.mode is off.
+    /// </summary>
+    /// <exception cref="SparkException">The template folder is missing or malformed.</exception>
+    public Recycling.SparkPromptSource? CreateSparkSource(ShuffledPrompts policy, Rewards.Tasks.RlPromptBuilder builder, int contextTokens)
+    {
+        if (SparkMode == Recycling.SparkMode.Off) return null;
+        var options = ToOptions();
+        int half = Math.Max(1, options.PromptsPerStep / 2);
+        var recycling = new Recycling.RecyclingOptions
+        {
+            JudgeInput = String("spark.judge_input") == "full_reasoning" ? Recycling.JudgeInput.FullReasoning : Recycling.JudgeInput.AnswerOnly,
+            MixedPointwiseShare = Number("spark.mixed_pointwise_share"), ReflectionFullShare = Number("spark.reflection_full_share"),
+            MaxJudgeItems = Int("spark.max_judge_items") is > 0 and var j ? checked((int)j) : half,
+            MaxReflectionItems = Int("spark.max_reflection_items") is > 0 and var r ? checked((int)r) : half,
+        };
+        var pool = (string?)_values["spark.templates"] is { } dir ? Recycling.TemplatePool.Load(dir) : Recycling.TemplatePool.BuiltIn;
+        long limit = Int("spark.max_prompt_tokens") is > 0 and var m ? m : contextTokens - options.Loss.MaxCompletionLength;
+        return new Recycling.SparkPromptSource(policy, builder, options.PromptsPerStep, SparkMode, pool, recycling, options.Seed)
+        {
+            MixShare = Number("spark.mix_share"), MaxPromptTokens = (int)Math.Clamp(limit, 1, int.MaxValue),
         };
     }
 

@@ -95,7 +95,7 @@ public class GrpoConfigTests
     }
 
     [Theory]
-    [InlineData("""{"model": "m", "output": "o", "modle": 1, "data": {"task": "arithmetic"}}""", "config.json: unknown key 'modle'; valid keys: model, output, data, reward, algorithm, rollout, optimizer, run")]
+    [InlineData("""{"model": "m", "output": "o", "modle": 1, "data": {"task": "arithmetic"}}""", "config.json: unknown key 'modle'; valid keys: model, output, data, reward, algorithm, rollout, optimizer, run, spark")]
     [InlineData("""{"model": "m", "output": "o", "data": {"task": "arithmetic", "tsk": 1}}""", "config.json: unknown key 'data.tsk'; valid keys: data.task, data.file,")]
     [InlineData("""{"model": "m", "output": "o", "data": {"task": "arithmetic"}, "algorithm": {"betta": 1}}""", "config.json: unknown key 'algorithm.betta'; valid keys: algorithm.variant, algorithm.beta,")]
     [InlineData("""{"model": "m", "output": "o", "data": {"task": "arithmetic"}, "rollout": {"groups": 1}}""", "config.json: unknown key 'rollout.groups'; valid keys: rollout.prompts_per_step,")]
@@ -112,7 +112,7 @@ public class GrpoConfigTests
     public void UnknownOverrideKeysAndSectionsAreNamed()
     {
         Assert.StartsWith("--set algorithm.betta=0.1: unknown key 'algorithm.betta'; valid keys: algorithm.variant", Fails(Minimal, "algorithm.betta=0.1").Message, StringComparison.Ordinal);
-        Assert.Equal("--set algo.beta=0.1: unknown section 'algo'; valid sections: data, reward, algorithm, rollout, optimizer, run", Fails(Minimal, "algo.beta=0.1").Message);
+        Assert.Equal("--set algo.beta=0.1: unknown section 'algo'; valid sections: data, reward, algorithm, rollout, optimizer, run, spark", Fails(Minimal, "algo.beta=0.1").Message);
         Assert.StartsWith("--set beta: expected key=value", Fails(Minimal, "beta").Message, StringComparison.Ordinal);
     }
 
@@ -157,6 +157,24 @@ public class GrpoConfigTests
         Assert.StartsWith("config.json: mini-batches is 100", Fails(Minimal, "optimizer.mini_batches=100").Message, StringComparison.Ordinal);
         Assert.StartsWith("config.json: gradient accumulation is 65", Fails(Minimal, "optimizer.gradient_accumulation=65").Message, StringComparison.Ordinal);
         Assert.StartsWith("config.json: 'reward.format_weight' is 1.5; expected 0 … 1", Fails(Minimal, "reward.format_weight=1.5").Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SparkKeysBuildTheSparkSourceOnlyWhenOn()
+    {
+        var prompts = new[] { new GrpoPrompt([1, 2], new Native.Rewards.Tasks.RlProblem("a", "q", "1")) };
+        var policy = new ShuffledPrompts(prompts, (_, _) => default, 0);
+        using var dir = new TempDir();
+        ByteTokenizer.Write(dir.Path);
+        var builder = new Native.Rewards.Tasks.RlPromptBuilder(Native.Text.Tokenizer.Load(dir.Path), null);
+        Assert.Null(GrpoConfig.Parse(Minimal, "c").CreateSparkSource(policy, builder, 1024));
+        var on = GrpoConfig.Parse(Minimal, "c", ["spark.mode=mixed", "spark.mix_share=0.25", "algorithm.max_completion_tokens=100"]).CreateSparkSource(policy, builder, 1024)!;
+        Assert.Equal(Native.Training.Recycling.SparkMode.Mixed, on.Mode);
+        Assert.Equal(0.25, on.MixShare);
+        Assert.Equal(924, on.MaxPromptTokens);
+        Assert.StartsWith("config.json: 'spark.mix_share' is 2; expected 0 … 1", Fails(Minimal, "spark.mix_share=2").Message, StringComparison.Ordinal);
+        var missing = Assert.Throws<SparkException>(() => GrpoConfig.Parse(Minimal, "c", ["spark.mode=reward_periods", $"spark.templates={Path.Combine(dir.Path, "none")}"]).CreateSparkSource(policy, builder, 1024));
+        Assert.Contains("pointwise.json: cannot read", missing.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -246,6 +264,14 @@ public class TrainGrpoCliTests
         Assert.DoesNotContain("step 1/2", resumed.Err, StringComparison.Ordinal);
         Assert.Contains("step 2/2", resumed.Err, StringComparison.Ordinal);
         Assert.Equal(2, File.ReadAllLines(Path.Combine(output, RunReport.MetricsFile)).Length);
+
+        // the same binary runs SPARK: recycled items are counted in every metrics line
+        string sparkOutput = Path.Combine(dir.Path, "spark");
+        var spark = CliTests.Spark("train", "grpo", "--config", config, "--set", "run.steps=2", "--set", "algorithm.beta=0",
+            "--set", "spark.mode=reward_periods", "--set", $"output={sparkOutput}");
+        Assert.True(spark.Code == 0, spark.Err);
+        Assert.Contains("spark: reward_periods, recycled prompts up to 124 tokens, built-in templates", spark.Err, StringComparison.Ordinal);
+        Assert.All(File.ReadAllLines(Path.Combine(sparkOutput, RunReport.MetricsFile)), l => Assert.Contains("\"reward_period\"", l, StringComparison.Ordinal));
     }
 
     [Fact]
