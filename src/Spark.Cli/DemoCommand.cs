@@ -15,27 +15,31 @@ internal static class DemoCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed of the weights, problems and sampling", DefaultValueFactory = _ => 7UL };
         var sftExamples = new Option<int?>("--sft-examples") { Description = "Override the preset: supervised warm-up examples (one epoch)" };
         var grpoSteps = new Option<int?>("--grpo-steps") { Description = "Override the preset: GRPO steps" };
-        var slip = new Option<double?>("--sft-hedge-rate") { Description = "Override the preset: share of SFT answers followed by a wrong second guess (\"71, maybe 73\")" };
+        var hedge = new Option<double?>("--sft-hedge-rate") { Description = "Override the preset: share of SFT answers followed by a wrong second guess (\"71, maybe 73\")" };
         var grpoLr = new Option<double?>("--grpo-lr") { Description = "Override the preset: GRPO learning rate" };
         var perStep = new Option<int?>("--prompts-per-step") { Description = "Override the preset: GRPO prompts per step" };
         var group = new Option<int?>("--group-size") { Description = "Override the preset: GRPO completions per prompt" };
         var command = new Command("demo", "The main job: build a tiny model and tokenizer from scratch, warm it up with SFT on synthetic arithmetic, " +
             "then raise its held-out accuracy with GRPO; prints a before/after table and writes the run folder with report.html")
         {
-            output, device, preset, seed, sftExamples, grpoSteps, slip, grpoLr, perStep, group,
+            output, device, preset, seed, sftExamples, grpoSteps, hedge, grpoLr, perStep, group,
         };
         command.SetAction(parse =>
         {
             var chosen = parse.GetValue(preset) is { } name ? DemoPreset.ByName(name) : null;
             var deviceValue = parse.GetValue(device);
-            if (parse.GetValue(sftExamples) is not null || parse.GetValue(grpoSteps) is not null || parse.GetValue(slip) is not null
+            if (parse.GetValue(sftExamples) is not null || parse.GetValue(grpoSteps) is not null || parse.GetValue(hedge) is not null
                 || parse.GetValue(grpoLr) is not null || parse.GetValue(perStep) is not null || parse.GetValue(group) is not null)
             {
-                // overrides apply to the preset the device picks
-                chosen ??= DemoRunner.ResolveDevice(deviceValue, _ => { }) == Device.Cuda ? DemoPreset.Gpu : DemoPreset.Cpu;
+                // overrides apply to the preset the device picks; the device is probed once here and passed on as resolved
+                if (chosen is null)
+                {
+                    var resolved = DemoRunner.ResolveDevice(deviceValue, Console.Error.WriteLine);
+                    (chosen, deviceValue) = resolved == Device.Cuda ? (DemoPreset.Gpu, DemoDevice.Cuda) : (DemoPreset.Cpu, DemoDevice.Cpu);
+                }
                 if (parse.GetValue(sftExamples) is { } examples) chosen = chosen with { SftExamples = examples };
                 if (parse.GetValue(grpoSteps) is { } steps) chosen = chosen with { GrpoSteps = steps };
-                if (parse.GetValue(slip) is { } rate) chosen = chosen with { SftHedgeRate = rate };
+                if (parse.GetValue(hedge) is { } rate) chosen = chosen with { SftHedgeRate = rate };
                 if (parse.GetValue(grpoLr) is { } lr) chosen = chosen with { GrpoLearningRate = lr };
                 if (parse.GetValue(perStep) is { } p) chosen = chosen with { PromptsPerStep = p };
                 if (parse.GetValue(group) is { } g) chosen = chosen with { GroupSize = g };

@@ -218,16 +218,16 @@ public static class GrpoTrainer
                             r += RolloutShaping.OverlongPenalty(sample.Tokens.Count, maxLength, options.Loss.OverlongCacheLength);
                         rewards[i] = r;
                     }
+                    // the engine returns samples grouped by request, G per prompt
+                    var groupSamples = result.Samples.Chunk(options.GroupSize).ToArray();
                     for (int g = 0; g < batch.Length; g++)
-                        scoredBatches.Add(new ScoredGroup(batch[g], result.Samples.Skip(g * options.GroupSize).Take(options.GroupSize).ToArray(),
-                            scores.AsSpan(g * options.GroupSize, options.GroupSize).ToArray()));
+                        scoredBatches.Add(new ScoredGroup(batch[g], groupSamples[g], scores.AsSpan(g * options.GroupSize, options.GroupSize).ToArray()));
                     // without dynamic sampling every group is trained on: an all-equal group has advantage 0 but still counts in the
                     // loss normaliser (B rows, or its tokens) and still carries the β·KL term, as in TRL
                     int[] keep = fill.Add(rewards);
                     if (!options.Loss.DynamicSampling) keep = Enumerable.Range(0, batch.Length).ToArray();
                     foreach (int g in keep)
-                        groups.Add((batch[g], result.Samples.Skip(g * options.GroupSize).Take(options.GroupSize).ToArray(),
-                            rewards.AsSpan(g * options.GroupSize, options.GroupSize).ToArray()));
+                        groups.Add((batch[g], groupSamples[g], rewards.AsSpan(g * options.GroupSize, options.GroupSize).ToArray()));
                 }
                 double rolloutSeconds = rolloutClock.Elapsed.TotalSeconds;
                 hooks.OnRollouts?.Invoke(step + 1, scoredBatches);
@@ -264,11 +264,14 @@ public static class GrpoTrainer
                         if (graph is null || graph.Capacity < batch.Tokens.Length)
                         {
                             int capacity = Math.Max(batch.Tokens.Length, perMicroBatch * (part.Max(r => r.Prompt.Ids.Count) + maxLength));
+                            // null between dispose and create, so a failed allocation is not disposed twice by the finally below
                             graph?.Dispose();
+                            graph = null;
                             graph = new TrainingGraph(model.Transformer, capacity, head: TrainingHead.LogProbs);
                             if (reference is not null)
                             {
                                 referenceGraph?.Dispose();
+                                referenceGraph = null;
                                 referenceGraph = new TrainingGraph(reference.Transformer, capacity, head: TrainingHead.LogProbs);
                             }
                         }

@@ -175,29 +175,30 @@ public static class Recycler
 }
 
 /// <summary>
-/// Accumulates recycled items across policy periods and releases them a full batch at a time, oldest first (the
-/// reference's cache): a reward period runs when <see cref="TryTake"/> succeeds.
+/// Accumulates recycled items (or the prompts made from them) across policy periods and releases them a full batch at a
+/// time, oldest first (the reference's cache): a reward period runs when <see cref="TryTake"/> succeeds.
 /// </summary>
-public sealed class RecycleCache
+/// <typeparam name="T">What is cached.</typeparam>
+public sealed class RecycleCache<T>
 {
-    private readonly Queue<RecycledItem> _items = new();
+    private readonly Queue<T> _items = new();
 
     /// <summary>Items waiting.</summary>
     public int Count => _items.Count;
 
     /// <summary>Adds items at the back.</summary>
-    public void Add(IEnumerable<RecycledItem> items)
+    public void Add(IEnumerable<T> items)
     {
         ArgumentNullException.ThrowIfNull(items);
         foreach (var item in items) _items.Enqueue(item);
     }
 
     /// <summary>The oldest <paramref name="batchSize"/> items, when that many are waiting.</summary>
-    public bool TryTake(int batchSize, out IReadOnlyList<RecycledItem> batch)
+    public bool TryTake(int batchSize, out IReadOnlyList<T> batch)
     {
         if (batchSize < 1) throw new SparkException($"recycle batch size {batchSize} must be ≥ 1");
         if (_items.Count < batchSize) { batch = []; return false; }
-        var taken = new RecycledItem[batchSize];
+        var taken = new T[batchSize];
         for (int i = 0; i < batchSize; i++) taken[i] = _items.Dequeue();
         batch = taken;
         return true;

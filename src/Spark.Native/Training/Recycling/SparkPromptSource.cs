@@ -19,7 +19,7 @@ public enum SparkMode
 /// <summary>
 /// SPARK on top of the unchanged GRPO loop (arXiv 2509.22624): a prompt source that serves the task's prompts (policy
 /// periods), recycles every policy rollout batch it sees through <see cref="GrpoHooks.OnRollouts"/> into judge and
-/// reflection items (<see cref="Recycler"/>) kept in a <see cref="RecycleCache"/>, and serves a whole batch of them
+/// reflection items (<see cref="Recycler"/>) kept in a <see cref="RecycleCache{T}"/>, and serves a whole batch of them
 /// (a reward period) whenever the cache holds one — or mixes them into policy batches. Recycled completions are scored
 /// by the item's own verifier against its label; task completions by the task's score.
 /// </summary>
@@ -35,7 +35,7 @@ public sealed class SparkPromptSource : IPromptSource
     private readonly RecyclingOptions _options;
     private readonly int _batch;
     private readonly ulong _seed;
-    private readonly RecycleCache _cache = new();
+    private readonly RecycleCache<GrpoPrompt> _cache = new(); // recycled items, already rendered and tokenized
     private readonly Dictionary<string, IVerifier> _verifiers = new(StringComparer.Ordinal);
     private readonly Queue<GrpoPrompt> _current = new();
 
@@ -113,21 +113,20 @@ public sealed class SparkPromptSource : IPromptSource
     private void StartBatch()
     {
         InRewardPeriod = false;
-        int recycled = 0;
-        IReadOnlyList<RecycledItem> items = [];
-        if (Mode == SparkMode.RewardPeriods && _cache.TryTake(_batch, out var batch)) (items, recycled, InRewardPeriod) = (batch, _batch, true);
+        IReadOnlyList<GrpoPrompt> recycled = [];
+        if (Mode == SparkMode.RewardPeriods && _cache.TryTake(_batch, out var batch)) (recycled, InRewardPeriod) = (batch, true);
         else if (Mode == SparkMode.Mixed)
         {
             int take = Math.Min((int)Math.Round(MixShare * _batch), _cache.Count);
-            if (take > 0 && _cache.TryTake(take, out var some)) (items, recycled) = (some, take);
+            if (take > 0 && _cache.TryTake(take, out var some)) recycled = some;
         }
-        foreach (var item in items) _current.Enqueue(ToPrompt(item));
-        for (int i = recycled; i < _batch; i++) _current.Enqueue(_policy.Next());
+        foreach (var prompt in recycled) _current.Enqueue(prompt);
+        for (int i = recycled.Count; i < _batch; i++) _current.Enqueue(_policy.Next());
     }
 
-    private bool Fits(RecycledItem item)
+    private bool Fits(GrpoPrompt prompt)
     {
-        if (MaxPromptTokens is not { } limit || ToPrompt(item).Ids.Count <= limit) return true;
+        if (MaxPromptTokens is not { } limit || prompt.Ids.Count <= limit) return true;
         DroppedTooLong++;
         return false;
     }
@@ -168,7 +167,7 @@ public sealed class SparkPromptSource : IPromptSource
             recyclable.Add(new RecyclingGroup(problem.Id, problem.Prompt, problem.Answer, problem.Verifier, samples));
         }
         var (judge, reflection) = Recycler.Recycle(recyclable, _pool, _options, CounterRng.Next(_seed, (ulong)step));
-        _cache.Add(judge.Concat(reflection).Where(Fits));
+        _cache.Add(judge.Concat(reflection).Select(ToPrompt).Where(Fits));
         Recycled = (Recycled.Judge + judge.Count, Recycled.Reflection + reflection.Count);
     }
 

@@ -102,7 +102,7 @@ public class RecyclerTests
     [Fact]
     public void TheCacheReleasesFullBatchesOldestFirst()
     {
-        var cache = new RecycleCache();
+        var cache = new RecycleCache<RecycledItem>();
         var items = Enumerable.Range(0, 5).Select(i => new RecycledItem(RecycledKind.Pointwise, $"p{i}", "Yes", "verdict", $"s{i}")).ToArray();
         cache.Add(items[..3]);
         Assert.False(cache.TryTake(4, out var none));
