@@ -229,6 +229,43 @@ public sealed class SparkModel : IDisposable
     }
 
     /// <summary>
+    /// The next-token logits after each of <paramref name="prompts"/> (each processed from position 0): [prompts, V].
+    /// Prompts are packed into forwards of at most <paramref name="maxTokensPerForward"/> tokens (and 64 prompts), so a
+    /// long list is scored in a few batched passes instead of one pass per prompt.
+    /// </summary>
+    /// <exception cref="SparkException">An empty prompt, an id outside the vocabulary, or a prompt longer than the context.</exception>
+    public Logits NextTokenLogits(IReadOnlyList<IReadOnlyList<int>> prompts, int maxTokensPerForward = 4096)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(prompts);
+        if (maxTokensPerForward < 1) throw new SparkException($"max tokens per forward is {maxTokensPerForward}; expected ≥ 1");
+        for (int p = 0; p < prompts.Count; p++)
+        {
+            if (prompts[p].Count == 0) throw new SparkException($"prompt {p} is empty; scoring needs at least one token");
+            if (prompts[p].Count > Config.MaxPositions)
+                throw new SparkException($"prompt {p}: {prompts[p].Count} tokens exceed the model's max_position_embeddings ({Config.MaxPositions})");
+            Generator.ValidateIds(prompts[p], Config.VocabSize, $"prompt {p}");
+        }
+        int vocab = Config.VocabSize;
+        var values = new float[(long)prompts.Count * vocab];
+        for (int start = 0; start < prompts.Count;)
+        {
+            // a chunk: consecutive prompts up to the token and row limits (always at least one prompt)
+            int end = start, tokens = 0;
+            while (end < prompts.Count && end - start < 64 && (end == start || tokens + prompts[end].Count <= maxTokensPerForward))
+                tokens += prompts[end++].Count;
+            var chunk = Enumerable.Range(start, end - start).Select(i => prompts[i]).ToArray();
+            using var cache = new KvCache(_backend, Config, slots: chunk.Length, capacity: chunk.Max(p => p.Count));
+            var segments = chunk.Select((p, i) => new Segment(i, 0, p.Count)).ToArray();
+            using var logits = _transformer.Forward(chunk.SelectMany(p => p).ToArray(), segments, cache, LogitRows.LastOfEachSegment);
+            _backend.Download(values.AsSpan(checked(start * vocab), chunk.Length * vocab), logits);
+            start = end;
+        }
+        GC.KeepAlive(this); // as in Forward
+        return new Logits(values, prompts.Count, vocab);
+    }
+
+    /// <summary>
     /// Generates a continuation of each prompt (prompts may differ in length), batched. Tokens are reported to
     /// <paramref name="onToken"/> as they are sampled.
     /// </summary>

@@ -221,9 +221,17 @@ public static class SftTrainer
     };
 
     /// <summary>Exports the weights (F32, exact) with the training state beside them, atomically.</summary>
-    internal static void SaveCheckpoint(SparkModel model, TrainingState state, string directory, string? sourceDirectory)
+    internal static void SaveCheckpoint(SparkModel model, TrainingState state, string directory, string? sourceDirectory, Action<string>? saveMore = null)
     {
-        model.Export(directory, new ExportOptions { SourceDirectory = sourceDirectory, WriteExtraFiles = state.Save });
+        model.Export(directory, new ExportOptions
+        {
+            SourceDirectory = sourceDirectory,
+            WriteExtraFiles = folder =>
+            {
+                state.Save(folder);
+                saveMore?.Invoke(folder);
+            },
+        });
     }
 
     /// <summary>Every example must fit the model: ids in the vocabulary, length within max_position_embeddings.</summary>

@@ -155,7 +155,7 @@ public sealed class GrpoConfig
         new("spark.reflection_full_share", ConfigValueKind.Number, 0.5, "Share of reflection items showing the whole wrong attempt, else only its final answer (reference 0.5; at most 1).", Min: 0),
         new("spark.max_judge_items", ConfigValueKind.Integer, 0L, "Most judge items recycled per task batch; 0 = half a batch (the reference).", Min: 0),
         new("spark.max_reflection_items", ConfigValueKind.Integer, 0L, "Most reflection items recycled per task batch; 0 = half a batch (the reference).", Min: 0),
-        new("spark.templates", ConfigValueKind.String, null, "Folder with pointwise.json, pairwise.json and reflection.json replacing the built-in template pools (templates/spark).", Nullable: true),
+        new("spark.templates", ConfigValueKind.String, null, "Template pools: a folder with pointwise.json, pairwise.json and reflection.json, or a built-in pool: builtin (templates/spark, the default) or terse (templates/spark-terse, for tiny models with short contexts).", Nullable: true),
         new("spark.max_prompt_tokens", ConfigValueKind.Integer, 0L, "Recycled prompts longer than this many tokens are left out; 0 = the model's context minus algorithm.max_completion_tokens.", Min: 0),
     ];
 
@@ -371,7 +371,7 @@ public sealed class GrpoConfig
             MaxJudgeItems = Int("spark.max_judge_items") is > 0 and var j ? checked((int)j) : half,
             MaxReflectionItems = Int("spark.max_reflection_items") is > 0 and var r ? checked((int)r) : half,
         };
-        var pool = (string?)_values["spark.templates"] is { } dir ? Recycling.TemplatePool.Load(dir) : Recycling.TemplatePool.BuiltIn;
+        var pool = (string?)_values["spark.templates"] is { } dir ? Recycling.TemplatePool.Resolve(dir) : Recycling.TemplatePool.BuiltIn;
         long limit = Int("spark.max_prompt_tokens") is > 0 and var m ? m : contextTokens - options.Loss.MaxCompletionLength;
         return new Recycling.SparkPromptSource(policy, builder, options.PromptsPerStep, SparkMode, pool, recycling, options.Seed)
         {

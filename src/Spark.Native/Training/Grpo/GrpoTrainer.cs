@@ -175,6 +175,8 @@ public static class GrpoTrainer
         if (resumeState is null) File.WriteAllText(samplesPath, "");
         else SftTrainer.TrimMetrics(samplesPath, state.Step);
         source.Position = state.SamplePosition; // where the source stood at the checkpoint (0 for a new run)
+        var checkpointed = source as ICheckpointedPromptSource;
+        if (resumeState is not null) checkpointed?.LoadState(resumeState);
         try
         {
             var clock = Stopwatch.StartNew();
@@ -339,7 +341,8 @@ public static class GrpoTrainer
                 File.AppendAllText(metricsPath, line.ToJsonString() + "\n");
                 hooks.OnStep?.Invoke(last);
                 if (done || stopping || (options.SaveEvery > 0 && state.Step % options.SaveEvery == 0))
-                    SftTrainer.SaveCheckpoint(model, state, Path.Combine(outputDirectory, done ? FinalCheckpoint : $"checkpoint-{state.Step}"), sourceDirectory);
+                    SftTrainer.SaveCheckpoint(model, state, Path.Combine(outputDirectory, done ? FinalCheckpoint : $"checkpoint-{state.Step}"), sourceDirectory,
+                        checkpointed is null ? null : checkpointed.SaveState);
             }
             return last;
         }

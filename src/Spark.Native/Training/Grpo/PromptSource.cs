@@ -27,7 +27,7 @@ public interface IPromptSource
     /// <summary>
     /// How far the source has read: the trainer saves it with every checkpoint and sets it back on resume. A source
     /// whose next prompts depend only on it (<see cref="ShuffledPrompts"/>) resumes exactly; a source with more state
-    /// (say, a queue filled by <see cref="GrpoHooks.OnRollouts"/>) must save and restore that state itself.
+    /// (say, a queue filled by <see cref="GrpoHooks.OnRollouts"/>) implements <see cref="ICheckpointedPromptSource"/>.
     /// </summary>
     long Position { get; set; }
 
@@ -36,6 +36,21 @@ public interface IPromptSource
 
     /// <summary>Scores one completion of a prompt this source gave out.</summary>
     RewardScore Score(GrpoPrompt prompt, RolloutSample sample);
+}
+
+/// <summary>
+/// A prompt source with state beyond its <see cref="IPromptSource.Position"/> (SPARK's cache of recycled items): the
+/// trainer has it write that state into every checkpoint folder (inside the atomic write) and read it back on resume,
+/// so a resumed run continues as the uninterrupted one would.
+/// </summary>
+public interface ICheckpointedPromptSource : IPromptSource
+{
+    /// <summary>Writes the state into <paramref name="checkpointDirectory"/> (a folder being assembled; its own files only).</summary>
+    void SaveState(string checkpointDirectory);
+
+    /// <summary>Reads the state back from a checkpoint folder written by <see cref="SaveState"/>.</summary>
+    /// <exception cref="SparkException">The state file is missing or malformed (the message names it).</exception>
+    void LoadState(string checkpointDirectory);
 }
 
 /// <summary>

@@ -154,8 +154,15 @@ public static class Recycler
         return new RecycledItem(RecycledKind.Reflection, prompt, group.ReferenceAnswer, group.ReferenceVerifier, group.SourceId);
     }
 
-    private static string Shown(RecyclingSample sample, RecyclingOptions options) =>
-        options.JudgeInput == JudgeInput.FullReasoning || sample.FinalAnswer is null ? sample.Text : sample.FinalAnswer;
+    private static string Shown(RecyclingSample sample, RecyclingOptions options) => ShownAnswer(sample.Text, sample.FinalAnswer, options.JudgeInput);
+
+    /// <summary>
+    /// What a judge prompt shows of an answer: its extracted final answer (<see cref="JudgeInput.AnswerOnly"/>), or the
+    /// whole completion (<see cref="JudgeInput.FullReasoning"/>, or when no final answer was extracted). Training and the
+    /// test-time judge use this one rule, so the judge sees at test time what it was trained on.
+    /// </summary>
+    public static string ShownAnswer(string completion, string? finalAnswer, JudgeInput input) =>
+        input == JudgeInput.FullReasoning || finalAnswer is null ? completion : finalAnswer;
 
     private static IReadOnlyList<RecycledItem> Subsample(List<RecycledItem> items, int cap, ulong seed)
     {
@@ -185,6 +192,12 @@ public sealed class RecycleCache<T>
 
     /// <summary>Items waiting.</summary>
     public int Count => _items.Count;
+
+    /// <summary>The waiting items, oldest first.</summary>
+    public IReadOnlyList<T> Items => [.. _items];
+
+    /// <summary>Drops every waiting item.</summary>
+    public void Clear() => _items.Clear();
 
     /// <summary>Adds items at the back.</summary>
     public void Add(IEnumerable<T> items)

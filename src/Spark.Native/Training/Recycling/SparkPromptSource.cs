@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Spark.Native.Generation;
 using Spark.Native.Rewards;
 using Spark.Native.Rewards.Tasks;
@@ -24,11 +26,14 @@ public enum SparkMode
 /// by the item's own verifier against its label; task completions by the task's score.
 /// </summary>
 /// <remarks>
-/// The cache is not saved with checkpoints: a resumed run restarts with an empty cache (its first reward period comes
-/// later than in the uninterrupted run).
+/// The cache and the recycling counters are saved into every checkpoint (<see cref="StateFile"/>) and read back on
+/// resume, so a resumed run serves the same reward periods as the uninterrupted one.
 /// </remarks>
-public sealed class SparkPromptSource : IPromptSource
+public sealed class SparkPromptSource : ICheckpointedPromptSource
 {
+    /// <summary>The file in a checkpoint folder that holds the cache (a header line, then one JSON object per item).</summary>
+    public const string StateFile = "spark_cache.jsonl";
+
     private readonly ShuffledPrompts _policy;
     private readonly RlPromptBuilder _builder;
     private readonly TemplatePool _pool;
@@ -90,8 +95,8 @@ public sealed class SparkPromptSource : IPromptSource
     public string Fingerprint => $"spark mode={Mode} mix={MixShare} {_policy.Fingerprint} recycling={_options}";
 
     /// <summary>
-    /// Task prompts drawn so far (the policy stream's position): a resume continues the task stream exactly, with an
-    /// empty cache (see remarks).
+    /// Task prompts drawn so far (the policy stream's position): a resume continues the task stream exactly; the cache
+    /// comes back through <see cref="LoadState"/>.
     /// </summary>
     public long Position
     {
@@ -177,6 +182,63 @@ public sealed class SparkPromptSource : IPromptSource
         ["reward_period"] = InRewardPeriod ? 1 : 0, ["recycle_cache"] = _cache.Count,
         ["recycled_judge"] = Recycled.Judge, ["recycled_reflection"] = Recycled.Reflection, ["recycled_too_long"] = DroppedTooLong,
     };
+
+    /// <inheritdoc/>
+    public void SaveState(string checkpointDirectory)
+    {
+        string path = Path.Combine(checkpointDirectory, StateFile);
+        var text = new System.Text.StringBuilder();
+        text.Append(new JsonObject
+        {
+            ["format"] = "spark-recycle-cache/1", ["items"] = _cache.Count, ["recycled_judge"] = Recycled.Judge,
+            ["recycled_reflection"] = Recycled.Reflection, ["dropped_too_long"] = DroppedTooLong,
+        }.ToJsonString()).Append('\n');
+        foreach (var prompt in _cache.Items)
+        {
+            var item = (RecycledItem)prompt.Problem!;
+            text.Append(new JsonObject
+            {
+                ["kind"] = item.Kind.ToString().ToLowerInvariant(), ["prompt"] = item.Prompt, ["label"] = item.Label,
+                ["verifier"] = item.Verifier, ["source_id"] = item.SourceId,
+            }.ToJsonString()).Append('\n');
+        }
+        IO.AtomicFile.Write(path, stream => stream.Write(System.Text.Encoding.UTF8.GetBytes(text.ToString())));
+    }
+
+    /// <inheritdoc/>
+    public void LoadState(string checkpointDirectory)
+    {
+        string path = Path.Combine(checkpointDirectory, StateFile);
+        if (!File.Exists(path)) throw new SparkException($"{path}: missing; the checkpoint was not written by a SPARK run (spark.mode must match the saved run's)");
+        var lines = File.ReadAllLines(path);
+        JsonObject Parse(int i)
+        {
+            try { return JsonNode.Parse(lines[i]) as JsonObject ?? throw new SparkException($"{path}:{i + 1}: expected a JSON object"); }
+            catch (JsonException e) { throw new SparkException($"{path}:{i + 1}: not valid JSON ({e.Message})"); }
+        }
+        string Text(JsonObject o, string field, int i) =>
+            o[field] is JsonValue v && v.TryGetValue(out string? value) ? value : throw new SparkException($"{path}:{i + 1}: field \"{field}\" must be a string");
+        int Count(JsonObject o, string field) =>
+            o[field] is JsonValue v && v.TryGetValue(out int value) && value >= 0 ? value : throw new SparkException($"{path}:1: field \"{field}\" must be a count ≥ 0");
+        if (lines.Length == 0) throw new SparkException($"{path}: empty; expected a header line");
+        var header = Parse(0);
+        if (header["format"]?.ToString() != "spark-recycle-cache/1") throw new SparkException($"{path}:1: expected \"format\": \"spark-recycle-cache/1\"");
+        int items = Count(header, "items");
+        if (lines.Length - 1 != items) throw new SparkException($"{path}: the header announces {items} items but {lines.Length - 1} follow (a torn write?)");
+        var prompts = new List<GrpoPrompt>(items);
+        for (int i = 1; i < lines.Length; i++)
+        {
+            var o = Parse(i);
+            string kind = Text(o, "kind", i);
+            var parsed = Enum.GetValues<RecycledKind>().FirstOrDefault(k => k.ToString().Equals(kind, StringComparison.OrdinalIgnoreCase), (RecycledKind)(-1));
+            if (!Enum.IsDefined(parsed)) throw new SparkException($"{path}:{i + 1}: kind \"{kind}\" is not pointwise, pairwise or reflection");
+            prompts.Add(ToPrompt(new RecycledItem(parsed, Text(o, "prompt", i), Text(o, "label", i), Text(o, "verifier", i), Text(o, "source_id", i))));
+        }
+        _cache.Clear();
+        _cache.Add(prompts);
+        Recycled = (Count(header, "recycled_judge"), Count(header, "recycled_reflection"));
+        DroppedTooLong = Count(header, "dropped_too_long");
+    }
 
     private IVerifier VerifierOf(string name)
     {

@@ -92,13 +92,30 @@ public sealed class TemplatePool
     /// <summary>Reflection templates.</summary>
     public IReadOnlyList<PromptTemplate> Reflection { get; }
 
-    /// <summary>Our own template pools, embedded in the library.</summary>
-    public static TemplatePool BuiltIn { get; } = Parse(name =>
+    /// <summary>Our own template pools, embedded in the library (templates/spark).</summary>
+    public static TemplatePool BuiltIn { get; } = Embedded("spark");
+
+    /// <summary>
+    /// Short wordings for tiny models with small contexts (templates/spark-terse): what <c>spark demo</c>'s byte-level
+    /// models with 64 positions are taught and judged with.
+    /// </summary>
+    public static TemplatePool Terse { get; } = Embedded("spark-terse");
+
+    /// <summary>A pool by name: "builtin", "terse", or a folder holding the three files.</summary>
+    public static TemplatePool Resolve(string nameOrDirectory) => nameOrDirectory switch
     {
-        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream($"templates/spark/{name}")
-            ?? throw new InvalidOperationException($"embedded template file {name} is missing");
+        "builtin" => BuiltIn,
+        "terse" => Terse,
+        _ when Directory.Exists(nameOrDirectory) => Load(nameOrDirectory),
+        _ => throw new SparkException($"templates '{nameOrDirectory}': neither a built-in pool (builtin, terse) nor a folder"),
+    };
+
+    private static TemplatePool Embedded(string folder) => Parse(name =>
+    {
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream($"templates/{folder}/{name}")
+            ?? throw new InvalidOperationException($"embedded template file {folder}/{name} is missing");
         using var reader = new StreamReader(stream, Encoding.UTF8);
-        return (reader.ReadToEnd(), $"(built-in) templates/spark/{name}");
+        return (reader.ReadToEnd(), $"(built-in) templates/{folder}/{name}");
     });
 
     /// <summary>Reads pointwise.json, pairwise.json and reflection.json from <paramref name="directory"/>.</summary>

@@ -121,4 +121,64 @@ public class SparkPromptSourceTests
         Assert.True(lines[^1]["recycled_reflection"]!.GetValue<double>() > 0);
         Assert.Equal(source.DroppedTooLong, lines[^1]["recycled_too_long"]!.GetValue<double>());
     }
+
+    [Fact]
+    public void AResumedSparkRunGetsItsCacheBackAndEqualsTheUninterruptedOne()
+    {
+        using var ckpt = new TinyCheckpoint(new TinySpec
+        {
+            Vocab = 257, Eos = [256], Hidden = 32, Intermediate = 64, Heads = 4, KvHeads = 2, Seed = 33,
+            EditConfig = c => c["max_position_embeddings"] = 512,
+        });
+        var options = new GrpoOptions { Loss = GrpoLoss.Grpo(6) with { Beta = 0 }, PromptsPerStep = 2, GroupSize = 2, Steps = 5, Seed = 2 };
+        (double[] Periods, float[] Weights) RunIt(string dir, int? stopAfter, string? resume, string model)
+        {
+            var (source, _) = Create(ckpt.Directory, SparkMode.RewardPeriods, maxPromptTokens: 400);
+            using var m = SparkModel.Load(model);
+            GrpoTrainer.Train(m, source, options with { StopAfterSteps = stopAfter }, dir, Tokenizer.Load(ckpt.Directory),
+                hooks: new GrpoHooks { OnRollouts = source.OnRollouts, StepMetrics = source.StepMetrics }, sourceDirectory: ckpt.Directory, resumeState: resume);
+            var periods = File.ReadAllLines(Path.Combine(dir, RunReport.MetricsFile)).Select(l => JsonNode.Parse(l)!["reward_period"]!.GetValue<double>()).ToArray();
+            string final = Path.Combine(dir, stopAfter is null ? GrpoTrainer.FinalCheckpoint : $"checkpoint-{stopAfter}");
+            using var file = Native.IO.SafeTensorsFile.Open(Path.Combine(final, "model.safetensors"));
+            return (periods, file.Tensors.OrderBy(t => t.Name, StringComparer.Ordinal).SelectMany(t => file.ReadF32(t.Name)).ToArray());
+        }
+
+        using var straight = new TempDir();
+        var expected = RunIt(straight.Path, null, null, ckpt.Directory);
+        using var resumed = new TempDir();
+        RunIt(resumed.Path, 1, null, ckpt.Directory);
+        string checkpoint = Path.Combine(resumed.Path, "checkpoint-1");
+        // after the first (policy) step the cache holds the recycled items the second step is made of
+        var header = JsonNode.Parse(File.ReadLines(Path.Combine(checkpoint, SparkPromptSource.StateFile)).First())!;
+        Assert.True(header["items"]!.GetValue<int>() >= 2);
+        var actual = RunIt(resumed.Path, null, checkpoint, checkpoint);
+
+        Assert.Equal(expected.Periods, actual.Periods);
+        Assert.Equal(1.0, actual.Periods[1]);
+        Assert.Equal(expected.Weights, actual.Weights);
+    }
+
+    [Fact]
+    public void AMissingOrTornCacheFileIsAnErrorNamingIt()
+    {
+        using var dir = new TempDir();
+        var (source, prompts) = Create(dir.Path, SparkMode.RewardPeriods);
+        source.OnRollouts(0, [Scored(source, prompts[0], "\\boxed{1}", "\\boxed{3}")]);
+        using var checkpoint = new TempDir();
+        var missing = Assert.Throws<SparkException>(() => source.LoadState(checkpoint.Path));
+        Assert.Contains(SparkPromptSource.StateFile, missing.Message, StringComparison.Ordinal);
+
+        source.SaveState(checkpoint.Path);
+        string path = Path.Combine(checkpoint.Path, SparkPromptSource.StateFile);
+        var lines = File.ReadAllLines(path);
+        Assert.True(lines.Length >= 2);
+        var (restored, _) = Create(dir.Path, SparkMode.RewardPeriods);
+        restored.LoadState(checkpoint.Path);
+        Assert.Equal(source.Cached, restored.Cached);
+        Assert.Equal(source.Recycled, restored.Recycled);
+
+        File.WriteAllLines(path, lines[..^1]); // a torn write loses the last item
+        var torn = Assert.Throws<SparkException>(() => restored.LoadState(checkpoint.Path));
+        Assert.Contains("torn", torn.Message, StringComparison.Ordinal);
+    }
 }
