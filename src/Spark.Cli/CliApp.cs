@@ -65,6 +65,17 @@ internal static class CliApp
         return ids;
     }
 
+    /// <summary>Parses "1,2,3" into seeds; the option name is used in errors.</summary>
+    public static ulong[] ParseSeeds(string text, string option)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var seeds = new ulong[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!ulong.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out seeds[i]))
+                throw new SparkException($"{option}: '{parts[i]}' in \"{text}\" is not a seed (expected non-negative integers separated by commas)");
+        return seeds;
+    }
+
     public static string FormatBytes(long bytes) => bytes switch
     {
         >= 1L << 30 => $"{bytes / (double)(1L << 30):F2} GiB",

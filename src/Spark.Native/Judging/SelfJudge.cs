@@ -89,7 +89,10 @@ public sealed class SelfJudge
     /// <summary>The pairwise template in use.</summary>
     public PromptTemplate Pairwise { get; }
 
-    /// <summary>P(correct) of each answer: P("Yes") for a Yes/No template, P("A") for an A = correct / B = incorrect one.</summary>
+    /// <summary>
+    /// P(correct) of each answer: P("Yes") for a Yes/No template, P("A") for an A = correct / B = incorrect one; a
+    /// query whose prompt does not fit the model's context gets <see cref="Unjudged"/>.
+    /// </summary>
     public IReadOnlyList<Verdict> JudgeAnswers(IReadOnlyList<JudgeQuery> queries)
     {
         ArgumentNullException.ThrowIfNull(queries);
@@ -97,7 +100,7 @@ public sealed class SelfJudge
         return Score(prompts, _pointwiseTokens);
     }
 
-    /// <summary>P(answer A is the correct one) of each pair.</summary>
+    /// <summary>P(answer A is the correct one) of each pair (<see cref="Unjudged"/> when the prompt does not fit the context).</summary>
     public IReadOnlyList<Verdict> JudgePairs(IReadOnlyList<PairQuery> queries)
     {
         ArgumentNullException.ThrowIfNull(queries);
@@ -110,13 +113,20 @@ public sealed class SelfJudge
 
     private Verdict[] Score(IReadOnlyList<string> judgePrompts, (int Positive, int Negative) tokens)
     {
-        if (judgePrompts.Count == 0) return [];
-        var ids = judgePrompts.Select(p => (IReadOnlyList<int>)[.. _builder.Build(new RlProblem("judge", p, "")).Ids, .. _prefix]).ToArray();
-        var logits = _model.NextTokenLogits(ids, _maxTokensPerForward);
         var verdicts = new Verdict[judgePrompts.Count];
-        for (int i = 0; i < verdicts.Length; i++) verdicts[i] = FromLogits(logits.Row(i), tokens.Positive, tokens.Negative);
+        if (judgePrompts.Count == 0) return verdicts;
+        var ids = judgePrompts.Select(p => (IReadOnlyList<int>)[.. _builder.Build(new RlProblem("judge", p, "")).Ids, .. _prefix]).ToArray();
+        // a prompt longer than the context cannot be judged: its verdict is undefined (NaN), not an error
+        var fits = Enumerable.Range(0, ids.Length).Where(i => ids[i].Count <= _model.Config.MaxPositions).ToArray();
+        Array.Fill(verdicts, Unjudged);
+        if (fits.Length == 0) return verdicts;
+        var logits = _model.NextTokenLogits([.. fits.Select(i => ids[i])], _maxTokensPerForward);
+        for (int f = 0; f < fits.Length; f++) verdicts[fits[f]] = FromLogits(logits.Row(f), tokens.Positive, tokens.Negative);
         return verdicts;
     }
+
+    /// <summary>The verdict of a judge prompt that does not fit the model's context: probability NaN, mass 0.</summary>
+    public static Verdict Unjudged { get; } = new(double.NaN, 0);
 
     /// <summary>
     /// The verdict of one row of next-token logits: P(positive) = σ(ℓ₊ − ℓ₋) over the two verdict tokens, and the mass

@@ -149,9 +149,9 @@ public static class TestTimeScaling
 
     /// <summary>
     /// Runs the reflect loop with the model: greedy first answers (unless a temperature is set), P("Yes") from
-    /// <paramref name="judge"/>, revisions written from the first reflection template of the pool in the style of
-    /// <see cref="TestTimeOptions.Input"/> (the final answer, or the whole attempt) and scored against the original
-    /// problem.
+    /// <paramref name="judge"/> (0 for an attempt without a final answer), revisions written from the first reflection
+    /// template of the pool in the style of <see cref="TestTimeOptions.Input"/> (the final answer, or the whole attempt)
+    /// and scored against the original problem. A revision prompt too long for the model's context keeps the attempt.
     /// </summary>
     public static ReflectReport Reflect(SparkModel model, Tokenizer tokenizer, ChatTemplate? template, IReadOnlyList<RlProblem> problems,
         Func<RlProblem, RolloutSample, VerifierResult> scorer, SelfJudge judge, TemplatePool pool, int rounds, TestTimeOptions options)
@@ -171,7 +171,7 @@ public static class TestTimeScaling
         var traces = ReflectLoop(selected.Length, rounds,
             answer: batch =>
             {
-                var prompts = batch.Select(x => x.Previous is null ? selected[x.Problem] : selected[x.Problem] with
+                var problems = batch.Select(x => x.Previous is null ? selected[x.Problem] : selected[x.Problem] with
                 {
                     Prompt = revise.Render(new Dictionary<string, string>
                     {
@@ -180,12 +180,15 @@ public static class TestTimeScaling
                     }),
                     SystemPrompt = null,
                 }).ToArray();
-                var samples = Sample(model, tokenizer, builder, prompts, 1, temperature, options, CounterRng.Next(options.Seed, (ulong)round++));
-                return [.. batch.Select((x, i) => ToAttempt(selected[x.Problem], samples[i], scorer))];
+                // a revision prompt that leaves no room in the context to answer keeps the attempt as it is
+                var ids = problems.Select(p => builder.Build(p).Ids).ToArray();
+                var fits = Enumerable.Range(0, ids.Length).Where(i => batch[i].Previous is null || ids[i].Length < model.Config.MaxPositions).ToArray();
+                var samples = Sample(model, tokenizer, [.. fits.Select(i => ids[i])], 1, temperature, options, CounterRng.Next(options.Seed, (ulong)round++));
+                var attempts = batch.Select(x => x.Previous).ToArray();
+                for (int f = 0; f < fits.Length; f++) attempts[fits[f]] = ToAttempt(selected[batch[fits[f]].Problem], samples[f], scorer);
+                return attempts!;
             },
-            judge: batch => judge.JudgeAnswers([.. batch.Select(x =>
-                new JudgeQuery(selected[x.Problem].Prompt, Recycler.ShownAnswer(x.Attempt.Text, x.Attempt.FinalAnswer, options.Input)))])
-                .Select(v => v.Probability).ToArray(),
+            judge: batch => Judge(judge, [.. batch.Select(x => (selected[x.Problem].Prompt, x.Attempt))], options.Input),
             options.AcceptThreshold);
         int n = traces.Count;
         return new ReflectReport(traces, rounds,
@@ -212,13 +215,12 @@ public static class TestTimeScaling
         if (n < 1) throw new SparkException($"best-of-N: N is {n}; expected ≥ 1");
         var selected = options.Limit is { } limit ? problems.Take(limit).ToArray() : problems.ToArray();
         var builder = new RlPromptBuilder(tokenizer, template);
-        var samples = Sample(model, tokenizer, builder, selected, n, options.Temperature ?? 1f, options, options.Seed);
+        var samples = Sample(model, tokenizer, [.. selected.Select(p => builder.Build(p).Ids)], n, options.Temperature ?? 1f, options, options.Seed);
         var candidates = selected.Select((problem, p) => Enumerable.Range(0, n).Select(i => ToAttempt(problem, samples[p * n + i], scorer)).ToArray()).ToArray();
-        var verdicts = judge.JudgeAnswers([.. candidates.SelectMany((c, p) => c.Select(a =>
-            new JudgeQuery(selected[p].Prompt, Recycler.ShownAnswer(a.Text, a.FinalAnswer, options.Input))))]);
+        var verdicts = Judge(judge, [.. candidates.SelectMany((c, p) => c.Select(a => (selected[p].Prompt, a)))], options.Input);
         var choices = candidates.Select((c, p) =>
         {
-            var probabilities = Enumerable.Range(0, n).Select(i => verdicts[p * n + i].Probability).ToArray();
+            var probabilities = verdicts.Skip(p * n).Take(n).ToArray();
             return new BestOfChoice(c, probabilities, SelectBest(probabilities));
         }).ToArray();
         int count = choices.Length;
@@ -231,6 +233,21 @@ public static class TestTimeScaling
             OracleAccuracy: Share(c => c.Candidates.Any(a => a.Correct)));
     }
 
+    /// <summary>
+    /// P("Yes") of each attempt in one batched judge call; an attempt without an extractable final answer cannot be
+    /// right and gets 0 without asking the judge (recycling never trains the judge on such answers either), and so does
+    /// one whose judge prompt does not fit the context.
+    /// </summary>
+    private static double[] Judge(SelfJudge judge, IReadOnlyList<(string Question, Attempt Attempt)> items, JudgeInput input)
+    {
+        var asked = Enumerable.Range(0, items.Count).Where(i => items[i].Attempt.FinalAnswer is not null).ToArray();
+        var verdicts = judge.JudgeAnswers([.. asked.Select(i =>
+            new JudgeQuery(items[i].Question, Recycler.ShownAnswer(items[i].Attempt.Text, items[i].Attempt.FinalAnswer, input)))]);
+        var probabilities = new double[items.Count];
+        for (int a = 0; a < asked.Length; a++) probabilities[asked[a]] = double.IsNaN(verdicts[a].Probability) ? 0 : verdicts[a].Probability;
+        return probabilities;
+    }
+
     private static Attempt ToAttempt(RlProblem problem, RolloutSample sample, Func<RlProblem, RolloutSample, VerifierResult> scorer)
     {
         var score = scorer(problem, sample);
@@ -238,12 +255,13 @@ public static class TestTimeScaling
     }
 
     /// <summary>Samples <paramref name="samples"/> completions per problem in one continuously batched run, in request order.</summary>
-    private static IReadOnlyList<RolloutSample> Sample(SparkModel model, Tokenizer tokenizer, RlPromptBuilder builder, IReadOnlyList<RlProblem> problems,
+    private static IReadOnlyList<RolloutSample> Sample(SparkModel model, Tokenizer tokenizer, IReadOnlyList<int[]> prompts,
         int samples, float temperature, TestTimeOptions options, ulong seed)
     {
-        var requests = problems.Select((p, i) => new RolloutRequest
+        if (prompts.Count == 0) return [];
+        var requests = prompts.Select((p, i) => new RolloutRequest
         {
-            Prompt = builder.Build(p).Ids, Samples = samples, Temperature = temperature, MaxCompletionTokens = options.MaxCompletionTokens,
+            Prompt = p, Samples = samples, Temperature = temperature, MaxCompletionTokens = options.MaxCompletionTokens,
             Seed = CounterRng.Next(seed, (ulong)i),
         }).ToArray();
         var engine = new RolloutEngine(model, new RolloutOptions { Slots = options.Slots, Seed = seed, SkipSpecialTokens = SkipSpecialTokens.Yes }, tokenizer);

@@ -13,54 +13,127 @@ public class DemoTests
     private static readonly DemoPreset Micro = DemoPreset.Cpu with
     {
         Name = "micro",
-        Shape = new ScratchModelShape(Layers: 1, Hidden: 32, Intermediate: 64, Heads: 2, KeyValueHeads: 1, MaxPositions: 32),
+        Shape = new ScratchModelShape(Layers: 1, Hidden: 32, Intermediate: 64, Heads: 2, KeyValueHeads: 1, MaxPositions: 64),
         TrainProblems = 300, TestProblems = 12, SftExamples = 96, SftBatch = 32, SftWarmup = 1, GrpoSteps = 3, PromptsPerStep = 3,
-        GroupSize = 4, EvalK = 2, EvalEvery = 2,
+        GroupSize = 4, EvalK = 2, EvalEvery = 2, BestOfN = 3, JudgeCurveProblems = 6,
     };
 
     [Fact]
-    public void RunsEveryPhaseAndWritesTheRunFolder()
+    public void RunsEveryPhaseAndBothMethodsFromTheSameWarmUp()
     {
         using var dir = new TempDir();
         string run = Path.Combine(dir.Path, "demo");
         var log = new List<string>();
-        int sftSteps = 0, grpoSteps = 0;
-        var result = DemoRunner.Run(new DemoOptions { OutputDirectory = run, Preset = Micro, Device = DemoDevice.Cpu, Seed = 3 },
-            log.Add, _ => sftSteps++, _ => grpoSteps++);
+        int sftSteps = 0;
+        var grpoSteps = new List<DemoGrpoStep>();
+        var result = DemoRunner.Run(new DemoOptions { OutputDirectory = run, Preset = Micro, Device = DemoDevice.Cpu, Seed = 3, Methods = [DemoMethod.Grpo, DemoMethod.Spark] },
+            log.Add, _ => sftSteps++, grpoSteps.Add);
         Assert.Equal(3, sftSteps);
-        Assert.Equal(3, grpoSteps);
+        Assert.Equal([DemoMethod.Grpo, DemoMethod.Grpo, DemoMethod.Grpo, DemoMethod.Spark, DemoMethod.Spark, DemoMethod.Spark], grpoSteps.Select(s => s.Method));
+        Assert.DoesNotContain(grpoSteps, s => s.Method == DemoMethod.Grpo && s.RewardPeriod);
         Assert.Equal(Device.Cpu, result.Device);
-        foreach (var s in new[] { result.Initial, result.AfterSft, result.AfterGrpo })
+        Assert.Equal([DemoMethod.Grpo, DemoMethod.Spark], result.Methods.Select(m => m.Method));
+        Assert.Equal(grpoSteps.Count(s => s.RewardPeriod), result.Of(DemoMethod.Spark).RewardPeriods);
+        Assert.Equal(0, result.Of(DemoMethod.Grpo).RewardPeriods);
+        foreach (var phase in new[] { result.Initial, result.AfterSft, result.Of(DemoMethod.Grpo).After, result.Of(DemoMethod.Spark).After })
         {
+            var s = phase.Policy;
             Assert.InRange(s.GreedyAccuracy, 0, 1);
             Assert.InRange(s.SampledAccuracy, 0, s.PassAtK);
             Assert.InRange(s.PassAtK, 0, 1);
             Assert.Equal(2, s.K);
             Assert.InRange(s.MeanLength, 1, Micro.MaxCompletionTokens);
+            var j = phase.Judge;
+            Assert.Equal((2, 3), (j.ReflectRounds, j.BestOfN));
+            Assert.InRange(j.BestOfAccuracy, 0, 1);
+            Assert.InRange(j.ReflectAccuracy, 0, 1);
+            Assert.True(double.IsNaN(j.PointwiseAccuracy) || j.PointwiseAccuracy is >= 0 and <= 1);
         }
         foreach (string path in new[] { "base/config.json", "base/tokenizer.json", "data/sft.jsonl", "data/test.jsonl", "sft/final/model.safetensors",
-                     "grpo/final/model.safetensors", "grpo/metrics.jsonl", "report.html", DemoRunner.SummaryFile })
+                     "grpo/final/model.safetensors", "grpo/metrics.jsonl", "grpo/report.html", "spark/final/model.safetensors", "spark/metrics.jsonl",
+                     "spark/final/" + Native.Training.Recycling.SparkPromptSource.StateFile, "report.html", DemoRunner.SummaryFile })
             Assert.True(File.Exists(Path.Combine(run, path)), $"{path} is missing");
-        // the held-out problems are not trained on, and the SFT targets are the task's answers
+        // the held-out problems are not trained on, and the SFT targets are the task's answers (or lessons, tested below)
         var test = File.ReadLines(Path.Combine(run, "data/test.jsonl")).Select(l => JsonNode.Parse(l)!["prompt"]!.GetValue<string>()).ToHashSet();
         var sft = File.ReadLines(Path.Combine(run, "data/sft.jsonl")).Select(l => JsonNode.Parse(l)!).ToArray();
         Assert.Equal(96, sft.Length);
         Assert.DoesNotContain(sft, row => test.Contains(row["prompt"]!.GetValue<string>()));
-        Assert.All(sft, row => Assert.Matches(@"^\d+ [-+] \d+ =$", row["prompt"]!.GetValue<string>()));
-        // every SFT answer starts with the right result; the teacher hedges about half of them with a wrong second guess
-        Assert.All(sft, row =>
+        var tasks = sft.Where(row => System.Text.RegularExpressions.Regex.IsMatch(row["prompt"]!.GetValue<string>(), @"^\d+ [-+] \d+ =$")).ToArray();
+        Assert.InRange(tasks.Length, 60, 92); // a fifth are lessons
+        // every task answer starts with the right result; the teacher hedges about half of them with a wrong second guess
+        Assert.All(tasks, row =>
         {
             string completion = row["completion"]!.GetValue<string>(), answer = Evaluate(row["prompt"]!.GetValue<string>());
             Assert.True(completion == answer || completion.StartsWith(answer + ", maybe ", StringComparison.Ordinal), $"{row}");
         });
-        Assert.InRange(sft.Count(row => row["completion"]!.GetValue<string>().Contains("maybe", StringComparison.Ordinal)), 30, 66);
-        // GRPO's periodic held-out evaluation is in its metrics (steps 2 and 3), and the summary holds all three rows
+        Assert.InRange(tasks.Count(row => row["completion"]!.GetValue<string>().Contains("maybe", StringComparison.Ordinal)), tasks.Length / 5, tasks.Length * 4 / 5);
+        // the periodic held-out evaluation is in each method's metrics (steps 2 and 3); SPARK's steps say whether they were reward periods
         var metrics = File.ReadAllLines(Path.Combine(run, "grpo", RunReport.MetricsFile));
         Assert.Equal([false, true, true], metrics.Select(l => l.Contains("eval_greedy_accuracy", StringComparison.Ordinal)));
+        Assert.All(File.ReadAllLines(Path.Combine(run, "spark", RunReport.MetricsFile)), l => Assert.Contains("\"reward_period\"", l, StringComparison.Ordinal));
         var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(run, DemoRunner.SummaryFile)))!;
-        Assert.Equal(result.AfterGrpo.GreedyAccuracy, summary["after_grpo"]!["greedy_accuracy"]!.GetValue<double>());
+        Assert.Equal(result.Of(DemoMethod.Grpo).After.Policy.GreedyAccuracy, summary["after_grpo"]!["greedy_accuracy"]!.GetValue<double>());
+        Assert.Equal(result.Of(DemoMethod.Spark).After.Judge.BestOfAccuracy, summary["after_spark"]!["judge"]!["best_of_3_accuracy"]!.GetValue<double>());
         Assert.Equal("micro", summary["preset"]!.GetValue<string>());
         Assert.Contains(log, l => l.StartsWith("after GRPO", StringComparison.Ordinal));
+        Assert.Contains(log, l => l.StartsWith("after SPARK", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void JudgeAndReflectionLessonsCarryTheTeachersRightVerdicts()
+    {
+        var pool = Native.Training.Recycling.TemplatePool.Terse;
+        var preset = DemoPreset.Cpu with { SftJudgeShare = 0.6 };
+        var problem = new RlProblem("p", "40 + 2 =", "42") { Verifier = "numeric" };
+        int pointwise = 0, pairwise = 0, reflection = 0, yes = 0, first = 0;
+        for (int i = 0; i < 3000; i++)
+        {
+            var (prompt, completion) = DemoRunner.SftExample(problem, preset, pool, 9, i);
+            if (prompt == problem.Prompt) continue; // a task example
+            var pw = pool.Pointwise.FirstOrDefault(t => Matches(t.Text, prompt));
+            var pr = pool.Pairwise.FirstOrDefault(t => Matches(t.Text, prompt));
+            if (pw is not null)
+            {
+                pointwise++;
+                bool right = prompt.Contains(" 42 ", StringComparison.Ordinal);
+                string verdict = pw.Style == Native.Training.Recycling.TemplateStyle.YesNo ? (right ? "Yes" : "No") : (right ? "A" : "B");
+                Assert.Equal(DemoRunner.VerdictPrefix + verdict + "}", completion);
+                yes += right ? 1 : 0;
+            }
+            else if (pr is not null)
+            {
+                pairwise++;
+                // the letter names the place of the right answer: answer A comes first in every pairwise template
+                var shown = System.Text.RegularExpressions.Regex.Matches(prompt[(prompt.IndexOf('=', StringComparison.Ordinal) + 1)..], @"-?\d+").Select(m => m.Value).ToArray();
+                Assert.Equal(2, shown.Length);
+                Assert.Contains("42", shown);
+                Assert.Equal(DemoRunner.VerdictPrefix + (shown[0] == "42" ? "A" : "B") + "}", completion);
+                first += shown[0] == "42" ? 1 : 0;
+            }
+            else
+            {
+                reflection++;
+                Assert.Contains(pool.Reflection, t => Matches(t.Text, prompt));
+                Assert.StartsWith(" 42", completion, StringComparison.Ordinal); // the teacher answers again (maybe hedging)
+                Assert.DoesNotContain(" 42 ", prompt[problem.Prompt.Length..], StringComparison.Ordinal); // the attempt shown is wrong
+            }
+        }
+        int lessons = pointwise + pairwise + reflection;
+        Assert.InRange(lessons, 1600, 2000); // 60 % of 3000
+        Assert.InRange(pointwise / (double)lessons, 0.45, 0.55);
+        Assert.InRange(pairwise / (double)lessons, 0.2, 0.3);
+        Assert.InRange(yes / (double)pointwise, 0.45, 0.55); // balanced classes
+        Assert.InRange(first / (double)pairwise, 0.4, 0.6); // A/B placement balanced
+    }
+
+    /// <summary>Whether <paramref name="text"/> is <paramref name="template"/> with its placeholders filled.</summary>
+    private static bool Matches(string template, string text)
+    {
+        string pattern = "^" + System.Text.RegularExpressions.Regex.Escape(template)
+            .Replace(@"\{question}", "(.+)", StringComparison.Ordinal).Replace(@"\{answer}", "(.+)", StringComparison.Ordinal)
+            .Replace(@"\{answer_a}", "(.+)", StringComparison.Ordinal).Replace(@"\{answer_b}", "(.+)", StringComparison.Ordinal)
+            .Replace(@"\{attempt}", "(.+)", StringComparison.Ordinal) + "$";
+        return System.Text.RegularExpressions.Regex.IsMatch(text, pattern);
     }
 
     private static string Evaluate(string prompt)
@@ -86,7 +159,7 @@ public class DemoTests
         File.WriteAllText(Path.Combine(run, "stale.txt"), "from the first run");
         var b = DemoRunner.Run(options);
         Assert.False(File.Exists(Path.Combine(run, "stale.txt")));
-        Assert.Equal(a.AfterGrpo, b.AfterGrpo); // same seed, same numbers
+        Assert.Equal(a.Of(DemoMethod.Spark).After, b.Of(DemoMethod.Spark).After); // same seed, same numbers
 
         // bad settings fail before the earlier run is touched
         Assert.Contains("hedge rate 2", Assert.Throws<SparkException>(() => DemoRunner.Run(options with { Preset = Micro with { SftHedgeRate = 2 } })).Message, StringComparison.Ordinal);
@@ -99,15 +172,15 @@ public class DemoTests
     {
         using var dir = new TempDir();
         string run = Path.Combine(dir.Path, "demo");
-        var (code, stdout, stderr) = CliTests.Spark("demo", "--out", run, "--device", "cpu", "--sft-examples", "64", "--grpo-steps", "2");
+        var (code, stdout, stderr) = CliTests.Spark("demo", "--out", run, "--device", "cpu", "--sft-examples", "64", "--grpo-steps", "2", "--test-problems", "16");
         Assert.True(code == 0, stderr);
         Assert.Contains("preset cpu on Cpu", stderr, StringComparison.Ordinal);
-        Assert.Contains("grpo step 2/2", stderr, StringComparison.Ordinal);
+        Assert.Contains("spark step 2/2", stderr, StringComparison.Ordinal);
         var rows = stdout.Split('\n').Select(l => l.TrimEnd()).ToArray();
         Assert.Contains(rows, l => l.StartsWith("model", StringComparison.Ordinal) && l.Contains("greedy", StringComparison.Ordinal) && l.Contains("pass@4", StringComparison.Ordinal));
-        foreach (string phase in new[] { "initial", "after SFT", "after GRPO" })
-            Assert.Contains(rows, l => l.StartsWith(phase, StringComparison.Ordinal) && l.Count(c => c == '%') == 3);
-        Assert.Contains("GRPO gain:", stdout, StringComparison.Ordinal);
+        foreach (string phase in new[] { "initial", "after SFT", "after SPARK" })
+            Assert.Contains(rows, l => l.StartsWith(phase, StringComparison.Ordinal) && l.Count(c => c == '%') >= 5);
+        Assert.Contains("SPARK gain over SFT:", stdout, StringComparison.Ordinal);
         Assert.True(File.Exists(Path.Combine(run, "report.html")));
 
         var bad = CliTests.Spark("demo", "--out", run, "--preset", "huge");
