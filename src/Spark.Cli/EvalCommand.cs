@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Spark.Native;
 using Spark.Native.Generation;
+using Spark.Native.Judging;
 using Spark.Native.Rewards;
 using Spark.Native.Rewards.Tasks;
 using Spark.Native.Text;
@@ -36,11 +37,14 @@ internal static class EvalCommand
         var output = new Option<string?>("--out") { Description = "Write per-problem results (samples, rewards, answers) as JSONL to this file" };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object instead of a table" };
         var device = CliApp.DeviceOption();
-        var command = new Command("eval", "Evaluate a model on verifiable problems: accuracy, pass@k, maj@k, mean length")
+        var judging = new SelfJudgeCli();
+        var command = new Command("eval", "Evaluate a model on verifiable problems: accuracy, pass@k, maj@k, mean length; " +
+            "with --judge, --reflect N or --best-of N, the model as its own judge")
         {
             model, data, promptField, answerField, idField, verifier, systemPrompt, promptSuffix, task, count, seed,
             k, temperature, topP, topK, maxNew, limit, slots, output, json, device,
         };
+        foreach (var option in judging.All) command.Options.Add(option);
         command.SetAction(parse =>
         {
             string? dataPath = parse.GetValue(data);
@@ -71,6 +75,7 @@ internal static class EvalCommand
                 source = dataPath!;
             }
             EvalScorers.Validate(problems);
+            judging.Validate(parse);
 
             int kValue = parse.GetValue(k);
             float t = parse.GetValue(temperature) ?? (kValue == 1 ? 0f : 1f);
@@ -90,12 +95,60 @@ internal static class EvalCommand
             Console.Error.WriteLine($"eval: {evaluated} problems from {source}, {options.EffectiveK} sample(s) each" +
                 (template is null ? ", plain prompts" : ", chat template applied"));
 
+            if (judging.Any(parse))
+            {
+                SelfJudgement(parse, judging, m, tokenizer, template, problems, options, parse.GetResult(k) is not null, parse.GetValue(temperature), parse.GetValue(json));
+                return 0;
+            }
             var report = Evaluator.Run(m, tokenizer, template, problems, EvalScorers.ByVerifierName(), options, Progress());
             if (parse.GetValue(output) is { } outPath) WriteJsonl(outPath, report);
             Console.Write(parse.GetValue(json) ? SummaryJson(report, options) + "\n" : SummaryTable(report, options));
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// --judge, --reflect N and --best-of N (any together): the judge evaluation samples k answers per problem (4 at
+    /// temperature 1 unless given), the reflect loop decodes greedily (or at --temperature), best-of-N samples at
+    /// temperature 1 (or --temperature).
+    /// </summary>
+    private static void SelfJudgement(ParseResult parse, SelfJudgeCli judging, SparkModel m, Tokenizer tokenizer, ChatTemplate? template,
+        IReadOnlyList<RlProblem> problems, EvalOptions options, bool kGiven, float? temperature, bool asJson)
+    {
+        var judge = judging.Create(parse, m, tokenizer, template);
+        var scorer = EvalScorers.ByVerifierName();
+        var input = judging.Input(parse);
+        var summary = new JsonObject();
+        if (parse.GetValue(judging.Judge))
+        {
+            int kJudge = kGiven ? options.K : 4;
+            var sampling = options with { K = kJudge, Temperature = temperature ?? 1f };
+            Console.Error.WriteLine($"judge: {sampling.EffectiveK} answer(s) per problem, judged by the model itself (\"{judge.Pointwise.Text}\")");
+            var r = JudgeEvaluation.Run(m, tokenizer, template, problems, scorer, judge, new JudgeEvalOptions { Sampling = sampling, Input = input }, Progress());
+            if (asJson) summary["judge"] = SelfJudgeCli.JudgeJson(r);
+            else Console.Write("== judge\n" + SelfJudgeCli.JudgeTable(r));
+        }
+        var testTime = new Native.Judging.TestTimeOptions
+        {
+            MaxCompletionTokens = options.MaxCompletionTokens, Temperature = temperature, Seed = options.Seed, Slots = options.Slots,
+            Limit = options.Limit, Input = input,
+        };
+        if (parse.GetValue(judging.Reflect) is { } rounds)
+        {
+            Console.Error.WriteLine($"reflect: up to {rounds} revision round(s) per problem");
+            var r = TestTimeScaling.Reflect(m, tokenizer, template, problems, scorer, judge, judging.Pool(parse), rounds, testTime);
+            if (asJson) summary["reflect"] = SelfJudgeCli.ReflectJson(r);
+            else Console.Write($"== reflect {rounds}\n" + SelfJudgeCli.ReflectTable(r));
+        }
+        if (parse.GetValue(judging.BestOf) is { } n)
+        {
+            Console.Error.WriteLine($"best-of-{n}: {n} samples per problem, picked by P(Yes)");
+            var r = TestTimeScaling.BestOf(m, tokenizer, template, problems, scorer, judge, n, testTime);
+            if (asJson) summary["best_of"] = SelfJudgeCli.BestOfJson(r);
+            else Console.Write($"== best-of-{n}\n" + SelfJudgeCli.BestOfTable(r));
+        }
+        if (asJson) Console.WriteLine(SelfJudgeCli.Json(summary));
     }
 
     /// <summary>Progress on stderr: a live line on a terminal, else a line at each tenth of the samples.</summary>

@@ -2,6 +2,9 @@ using System.CommandLine;
 using System.Diagnostics;
 using Spark.Native;
 using Spark.Native.Generation;
+using Spark.Native.Judging;
+using Spark.Native.Rewards;
+using Spark.Native.Rewards.Tasks;
 using Spark.Native.Text;
 using Spark.Native.Text.Templates;
 
@@ -25,8 +28,16 @@ internal static class GenerateCommand
         };
         var device = CliApp.DeviceOption();
         var seed = new Option<ulong>("--seed") { Description = "Random seed (same seed, same output)", DefaultValueFactory = _ => 0UL };
-        var command = new Command("generate", "Generate continuations of token-id prompts (one line of ids per prompt)")
-            { model, ids, prompt, chat, maxNew, decoding, temperature, topK, topP, seed, device };
+        var judging = new SelfJudgeCli();
+        var verifier = new Option<string>("--verifier")
+        {
+            Description = $"With --reflect/--best-of: how the final answer is read from an attempt ({string.Join(", ", Verifiers.Names)})",
+            DefaultValueFactory = _ => VerifierNames.Math,
+        };
+        var command = new Command("generate", "Generate continuations of token-id prompts (one line of ids per prompt), or of --prompt text; " +
+            "with --reflect N or --best-of N, let the model judge and revise or pick its own answers")
+            { model, ids, prompt, chat, maxNew, decoding, temperature, topK, topP, seed, device, judging.Reflect, judging.BestOf, judging.Templates,
+              judging.VerdictPrefix, judging.JudgeInput, verifier };
         command.SetAction(parse =>
         {
             string dir = parse.GetRequiredValue(model);
@@ -34,6 +45,14 @@ internal static class GenerateCommand
             string? promptText = parse.GetValue(prompt);
             if ((idTexts.Length == 0) == (promptText is null)) throw new SparkException("give either --ids or --prompt");
             if (parse.GetValue(chat) && promptText is null) throw new SparkException("--chat needs --prompt");
+            judging.Validate(parse);
+            if (judging.Any(parse))
+            {
+                if (promptText is null) throw new SparkException("--reflect and --best-of need --prompt");
+                SelfJudged(parse, judging, dir, promptText, parse.GetValue(chat), parse.GetValue(verifier)!, parse.GetValue(maxNew),
+                    parse.GetResult(temperature) is null ? null : parse.GetValue(temperature), parse.GetValue(seed), parse.GetValue(device));
+                return 0;
+            }
             Tokenizer? tokenizer = promptText is null ? null : Tokenizer.Load(dir);
             IReadOnlyList<int>[] prompts = promptText is null
                 ? idTexts.Select(s => (IReadOnlyList<int>)CliApp.ParseIds(s, "--ids")).ToArray()
@@ -77,6 +96,50 @@ internal static class GenerateCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// --reflect N: each attempt with its P(Yes), until a Yes or N revisions; --best-of N: the N answers with their
+    /// P(Yes), the chosen one marked. Attempts are read by the verifier's answer extraction (there is no reference).
+    /// </summary>
+    private static void SelfJudged(ParseResult parse, SelfJudgeCli judging, string dir, string promptText, bool chat, string verifierName, int maxNew,
+        float? temperature, ulong seed, Device device)
+    {
+        if (!Verifiers.Names.Contains(verifierName, StringComparer.Ordinal))
+            throw new SparkException($"unknown verifier '{verifierName}'; expected one of: {string.Join(", ", Verifiers.Names)}");
+        var tokenizer = Tokenizer.Load(dir);
+        var template = chat ? ChatTemplate.FromTokenizerConfig(ChatTemplateCommand.TokenizerConfigPath(dir)) : null;
+        using var m = SparkModel.Load(dir, new ModelLoadOptions { Device = device });
+        foreach (string notice in m.LoadNotices) Console.Error.WriteLine($"note: {notice}");
+        var judge = judging.Create(parse, m, tokenizer, template);
+        var extractor = Verifiers.Create(verifierName);
+        // no reference: only the final answer is read (correctness is unknown and not shown)
+        VerifierResult Read(RlProblem problem, RolloutSample sample) => extractor.Score(sample.Text ?? "", "0") with { Reward = 0 };
+        var problem = new RlProblem("prompt", promptText, "0") { Verifier = verifierName };
+        var options = new TestTimeOptions { MaxCompletionTokens = maxNew, Temperature = temperature, Seed = seed, Input = judging.Input(parse) };
+        var clock = Stopwatch.StartNew();
+        if (parse.GetValue(judging.Reflect) is { } rounds)
+        {
+            var trace = TestTimeScaling.Reflect(m, tokenizer, template, [problem], Read, judge, judging.Pool(parse), rounds, options).Traces[0];
+            for (int i = 0; i < trace.Steps.Count; i++)
+            {
+                var step = trace.Steps[i];
+                Console.WriteLine($"--- {(i == 0 ? "answer" : $"revision {i}")}  (final answer: {step.Attempt.FinalAnswer ?? "none"}; P(Yes) = {step.ProbabilityYes:F3})");
+                Console.WriteLine(step.Attempt.Text);
+            }
+            Console.WriteLine(trace.Accepted ? $"--- accepted after {trace.Revisions} revision(s)" : $"--- no Yes within {rounds} revision(s): the last attempt stands");
+        }
+        if (parse.GetValue(judging.BestOf) is { } n)
+        {
+            var choice = TestTimeScaling.BestOf(m, tokenizer, template, [problem], Read, judge, n, options).Choices[0];
+            for (int i = 0; i < choice.Candidates.Count; i++)
+            {
+                Console.WriteLine($"--- candidate {i + 1}{(i == choice.Chosen ? " (chosen)" : "")}  (final answer: {choice.Candidates[i].FinalAnswer ?? "none"}; P(Yes) = {choice.ProbabilityYes[i]:F3})");
+                Console.WriteLine(choice.Candidates[i].Text);
+            }
+            Console.WriteLine($"--- best of {n}: candidate {choice.Chosen + 1}");
+        }
+        Console.Error.WriteLine($"done in {clock.Elapsed.TotalSeconds:F2} s");
     }
 
     /// <summary>
