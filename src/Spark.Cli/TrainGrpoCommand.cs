@@ -69,10 +69,19 @@ internal static class TrainGrpoCommand
             });
             Console.Error.WriteLine($"eval on {testProblems.Count} held-out problems: accuracy {r.Accuracy:P1}, pass@{r.K} {r.PassAtK[^1]:P1}, " +
                 $"maj@{r.K} {r.MajorityAtK:P1}, mean length {r.MeanCompletionTokens:F1}");
-            return new Dictionary<string, double>
+            var metrics = new Dictionary<string, double>
             {
                 ["accuracy"] = r.Accuracy, [$"pass_at_{r.K}"] = r.PassAtK[^1], [$"maj_at_{r.K}"] = r.MajorityAtK, ["mean_length"] = r.MeanCompletionTokens,
             };
+            if (!cfg.EvalJudge) return metrics;
+            // the same held-out answers, judged by the model itself
+            var judge = new Spark.Native.Judging.SelfJudge(m, tokenizer, template, cfg.TemplatePool, new Spark.Native.Judging.SelfJudgeOptions { VerdictPrefix = cfg.VerdictPrefix });
+            var judged = Spark.Native.Judging.JudgeEvaluation.Judge(r, judge, new Spark.Native.Judging.JudgeEvalOptions());
+            Console.Error.WriteLine($"judge on {judged.Answers.Count} of those answers: pointwise {judged.PointwiseAccuracy:P1} (balanced {judged.BalancedAccuracy:P1}), " +
+                $"pairwise {judged.PairwiseAccuracy:P1} over {judged.Pairs.Count / 2} pairs, ECE {judged.CalibrationError:F3}");
+            foreach (var (name, value) in judged.Metrics())
+                if (double.IsFinite(value)) metrics[name] = value; // an undefined score (one class absent) leaves a gap in the curve
+            return metrics;
         }
         var policy = new ShuffledPrompts(prompts, Reward, options.Seed);
         var spark = cfg.CreateSparkSource(policy, builder, model.Config.MaxPositions);

@@ -146,6 +146,7 @@ public sealed class GrpoConfig
         new("run.sample_every", ConfigValueKind.Integer, 10L, "Log one group's completions to samples.jsonl every N steps; 0 = never.", Min: 0),
         new("run.eval_every", ConfigValueKind.Integer, 0L, "Evaluate on the held-out problems (accuracy, pass@k, mean length) every N steps and after the last; 0 = never. Task data only.", Min: 0),
         new("run.eval_k", ConfigValueKind.Integer, 4L, "Samples per held-out problem for pass@k (at the rollout temperature).", Min: 1),
+        new("run.eval_judge", ConfigValueKind.Boolean, null, "With run.eval_every: also let the model judge its own held-out answers (pointwise and pairwise accuracy, calibration of P(Yes)); default: on when spark.mode is not off.", DefaultText: "spark.mode != off", Nullable: true),
         new("run.resume", ConfigValueKind.String, null, "Checkpoint folder (output/checkpoint-N) to resume the same run from; null = a new run.", Nullable: true),
 
         new("spark.mode", ConfigValueKind.String, "off", "SPARK (arXiv 2509.22624): off = plain GRPO; reward_periods = recycle every task rollout batch into judge and reflection items and train on a whole batch of them whenever one is cached; mixed = put them into task batches instead.", Choices: ["off", "reward_periods", "mixed"]),
@@ -156,6 +157,7 @@ public sealed class GrpoConfig
         new("spark.max_judge_items", ConfigValueKind.Integer, 0L, "Most judge items recycled per task batch; 0 = half a batch (the reference).", Min: 0),
         new("spark.max_reflection_items", ConfigValueKind.Integer, 0L, "Most reflection items recycled per task batch; 0 = half a batch (the reference).", Min: 0),
         new("spark.templates", ConfigValueKind.String, null, "Template pools: a folder with pointwise.json, pairwise.json and reflection.json, or a built-in pool: builtin (templates/spark, the default) or terse (templates/spark-terse, for tiny models with short contexts).", Nullable: true),
+        new("spark.verdict_prefix", ConfigValueKind.String, "\\boxed{", "What a judge answer starts with; the held-out judge evaluation reads P(Yes) from the token after it.", Nullable: false),
         new("spark.max_prompt_tokens", ConfigValueKind.Integer, 0L, "Recycled prompts longer than this many tokens are left out; 0 = the model's context minus algorithm.max_completion_tokens.", Min: 0),
     ];
 
@@ -371,13 +373,22 @@ public sealed class GrpoConfig
             MaxJudgeItems = Int("spark.max_judge_items") is > 0 and var j ? checked((int)j) : half,
             MaxReflectionItems = Int("spark.max_reflection_items") is > 0 and var r ? checked((int)r) : half,
         };
-        var pool = (string?)_values["spark.templates"] is { } dir ? Recycling.TemplatePool.Resolve(dir) : Recycling.TemplatePool.BuiltIn;
+        var pool = TemplatePool;
         long limit = Int("spark.max_prompt_tokens") is > 0 and var m ? m : contextTokens - options.Loss.MaxCompletionLength;
         return new Recycling.SparkPromptSource(policy, builder, options.PromptsPerStep, SparkMode, pool, recycling, options.Seed)
         {
             MixShare = Number("spark.mix_share"), MaxPromptTokens = (int)Math.Clamp(limit, 1, int.MaxValue),
         };
     }
+
+    /// <summary>Whether the held-out evaluation also judges (run.eval_judge; by default when SPARK is on).</summary>
+    public bool EvalJudge => _values["run.eval_judge"] is bool b ? b : SparkMode != Recycling.SparkMode.Off;
+
+    /// <summary>The template pool of recycling and judging (spark.templates).</summary>
+    public Recycling.TemplatePool TemplatePool => (string?)_values["spark.templates"] is { } dir ? Recycling.TemplatePool.Resolve(dir) : Recycling.TemplatePool.BuiltIn;
+
+    /// <summary>spark.verdict_prefix.</summary>
+    public string VerdictPrefix => String("spark.verdict_prefix");
 
     /// <summary>The checkpoint folder to resume from (run.resume), or null for a new run.</summary>
     public string? Resume => (string?)_values["run.resume"];

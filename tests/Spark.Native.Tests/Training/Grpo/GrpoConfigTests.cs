@@ -174,7 +174,7 @@ public class GrpoConfigTests
         Assert.Equal(924, on.MaxPromptTokens);
         Assert.StartsWith("config.json: 'spark.mix_share' is 2; expected 0 … 1", Fails(Minimal, "spark.mix_share=2").Message, StringComparison.Ordinal);
         var missing = Assert.Throws<SparkException>(() => GrpoConfig.Parse(Minimal, "c", ["spark.mode=reward_periods", $"spark.templates={Path.Combine(dir.Path, "none")}"]).CreateSparkSource(policy, builder, 1024));
-        Assert.Contains("pointwise.json: cannot read", missing.Message, StringComparison.Ordinal);
+        Assert.Contains("neither a built-in pool (builtin, terse) nor a folder", missing.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -272,6 +272,10 @@ public class TrainGrpoCliTests
         Assert.True(spark.Code == 0, spark.Err);
         Assert.Contains("spark: reward_periods, recycled prompts up to 124 tokens, built-in templates", spark.Err, StringComparison.Ordinal);
         Assert.All(File.ReadAllLines(Path.Combine(sparkOutput, RunReport.MetricsFile)), l => Assert.Contains("\"reward_period\"", l, StringComparison.Ordinal));
+        // with SPARK on, the held-out evaluation also has the model judge those answers (its metrics when defined)
+        Assert.Contains("judge on ", spark.Err, StringComparison.Ordinal);
+        Assert.Contains("\"eval_judge_answers\"", File.ReadAllLines(Path.Combine(sparkOutput, RunReport.MetricsFile))[1], StringComparison.Ordinal);
+        Assert.DoesNotContain("judge on ", err, StringComparison.Ordinal); // plain GRPO does not, unless run.eval_judge says so
     }
 
     [Fact]
