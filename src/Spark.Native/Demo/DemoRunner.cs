@@ -384,8 +384,11 @@ public static class DemoRunner
             log($"after {name.ToUpperInvariant()} ({seconds:F0} s{(spark is null ? "" : $", {rewardPeriods} of {preset.GrpoSteps} steps were reward periods, {spark.DroppedTooLong} recycled items too long")}): {Describe(after)}");
         }
 
-        // the top-level report: the last method's curves (each method folder holds its own)
-        string report = RunReport.Write(results[^1].RunDirectory, Path.Combine(dir, RunReport.ReportFile));
+        // the top-level report: the method's curves, or every method's on shared charts (each method folder holds its own)
+        string reportPath = Path.Combine(dir, RunReport.ReportFile);
+        string report = results.Count == 1 ? RunReport.Write(results[0].RunDirectory, reportPath)
+            : RunReport.WriteComparison([.. results.Select(r => (MethodName(r.Method), r.RunDirectory))], reportPath,
+                $"spark demo: {string.Join(" vs ", results.Select(r => MethodName(r.Method).ToUpperInvariant()))} from the same warm-up (seed {options.Seed})");
         var result = new DemoResult(dir, device, preset.Name, options.Seed, initial, afterSft, results, sftSeconds, total.Elapsed.TotalSeconds, report);
         WriteSummary(result, preset with { Task = taskOptions }, parameters);
         return result;

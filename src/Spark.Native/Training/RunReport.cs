@@ -76,9 +76,71 @@ public static class RunReport
         return rows;
     }
 
-    internal static string Render(string title, IReadOnlyList<Row> rows, IReadOnlyList<Row> samples)
+    /// <summary>
+    /// Metrics measured on each step's rollout batch. In a SPARK run (rows tagged <c>reward_period</c>) they are split
+    /// into a policy-period series and a reward-period series, so judge and reflection rewards do not blur the task curve.
+    /// </summary>
+    internal static IReadOnlySet<string> PerBatchMetrics { get; } = new HashSet<string>(StringComparer.Ordinal)
     {
-        var metrics = rows.SelectMany(r => r.Numbers.Keys).Where(k => k != "step").Distinct().ToList(); // first-seen order
+        "reward", "accuracy", "loss", "kl", "clip_fraction", "entropy", "mean_length", "kept_groups", "grad_norm", "rollout_seconds", "train_seconds",
+        "rollout_tokens_per_second", "train_tokens_per_second",
+    };
+
+    private static readonly string[] Palette = ["#1f6fd1", "#e07b00", "#2a9d3a", "#b0309a"];
+
+    /// <summary>One line of a chart.</summary>
+    internal sealed record Series(string? Label, IReadOnlyList<(double X, double Y)> Points);
+
+    /// <summary>
+    /// Writes one page comparing several runs (e.g. the same warm-up trained by plain GRPO and by SPARK): every metric
+    /// as one chart with a line per run (split into policy and reward periods where a run has them).
+    /// </summary>
+    public static string WriteComparison(IReadOnlyList<(string Label, string RunDirectory)> runs, string outputPath, string title)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
+        if (runs.Count == 0) throw new SparkException("a comparison report needs at least one run");
+        var loaded = runs.Select(r =>
+        {
+            string metricsPath = Path.Combine(r.RunDirectory, MetricsFile);
+            if (!File.Exists(metricsPath)) throw new SparkException($"{metricsPath}: no such file (not a run folder, or no step finished yet)");
+            return ((string?)r.Label, (IReadOnlyList<Row>)ReadJsonLines(metricsPath));
+        }).ToArray();
+        string html = Render(title, loaded, []);
+        IO.AtomicFile.Write(outputPath, stream => stream.Write(Encoding.UTF8.GetBytes(html)));
+        return outputPath;
+    }
+
+    internal static string Render(string title, IReadOnlyList<Row> rows, IReadOnlyList<Row> samples) => Render(title, [(null, rows)], samples);
+
+    /// <summary>The series of one metric across runs: a run with reward periods gives per-batch metrics two series.</summary>
+    private static List<Series> SeriesOf(string metric, IReadOnlyList<(string? Label, IReadOnlyList<Row> Rows)> runs)
+    {
+        var series = new List<Series>();
+        foreach (var (label, rows) in runs)
+        {
+            // a row without "step" is placed at its line number
+            var points = rows.Select((r, i) => (X: r.Numbers.TryGetValue("step", out double s) ? s : i + 1, Row: r)).Where(p => p.Row.Numbers.ContainsKey(metric)).ToList();
+            if (points.Count == 0) continue;
+            bool split = PerBatchMetrics.Contains(metric) && rows.Any(r => r.Numbers.GetValueOrDefault("reward_period") == 1);
+            if (!split)
+            {
+                series.Add(new Series(label, [.. points.Select(p => (p.X, p.Row.Numbers[metric]))]));
+                continue;
+            }
+            foreach (bool reward in new[] { false, true })
+            {
+                var part = points.Where(p => (p.Row.Numbers.GetValueOrDefault("reward_period") == 1) == reward).Select(p => (p.X, p.Row.Numbers[metric])).ToList();
+                string period = reward ? "reward periods" : "policy periods";
+                if (part.Count > 0) series.Add(new Series(label is null ? period : $"{label}, {period}", part));
+            }
+        }
+        return series;
+    }
+
+    internal static string Render(string title, IReadOnlyList<(string? Label, IReadOnlyList<Row> Rows)> runs, IReadOnlyList<Row> samples)
+    {
+        var metrics = runs.SelectMany(r => r.Rows).SelectMany(r => r.Numbers.Keys).Where(k => k != "step").Distinct().ToList(); // first-seen order
+        int steps = runs.Max(r => r.Rows.Count);
         var html = new StringBuilder();
         html.Append("<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\" />\n");
         html.Append("<title>").Append(E(title)).Append(" · spark run report</title>\n<style>\n")
@@ -88,27 +150,27 @@ public static class RunReport
             .Append("svg{border:1px solid #ddd;background:#fff}pre{white-space:pre-wrap;background:#f6f6f6;padding:8px;font-size:12px;max-width:900px}\n")
             .Append("</style>\n</head>\n<body>\n");
         html.Append("<h1>").Append(E(title)).Append("</h1>\n");
-        html.Append("<p>").Append(rows.Count.ToString(CultureInfo.InvariantCulture)).Append(" steps, ")
-            .Append(metrics.Count.ToString(CultureInfo.InvariantCulture)).Append(" metrics.</p>\n");
+        html.Append("<p>").Append(steps.ToString(CultureInfo.InvariantCulture)).Append(" steps, ")
+            .Append(metrics.Count.ToString(CultureInfo.InvariantCulture)).Append(" metrics");
+        if (runs.Count > 1) html.Append(", runs: ").Append(E(string.Join(", ", runs.Select(r => r.Label))));
+        html.Append(".</p>\n");
 
         html.Append("<h2>Summary</h2>\n<table>\n<tr><th>metric</th><th>first</th><th>last</th><th>min</th><th>max</th></tr>\n");
+        var charts = new StringBuilder();
         foreach (string m in metrics)
         {
-            var values = rows.Where(r => r.Numbers.ContainsKey(m)).Select(r => r.Numbers[m]).ToList();
-            var finite = values.Where(double.IsFinite).ToList();
-            html.Append("<tr><td>").Append(E(m)).Append("</td><td>").Append(F(values[0])).Append("</td><td>").Append(F(values[^1]))
-                .Append("</td><td>").Append(finite.Count > 0 ? F(finite.Min()) : "–").Append("</td><td>").Append(finite.Count > 0 ? F(finite.Max()) : "–")
-                .Append("</td></tr>\n");
+            var series = SeriesOf(m, runs);
+            foreach (var line in series)
+            {
+                var finite = line.Points.Select(p => p.Y).Where(double.IsFinite).ToList();
+                string name = line.Label is null ? m : $"{m} ({line.Label})";
+                html.Append("<tr><td>").Append(E(name)).Append("</td><td>").Append(F(line.Points[0].Y)).Append("</td><td>").Append(F(line.Points[^1].Y))
+                    .Append("</td><td>").Append(finite.Count > 0 ? F(finite.Min()) : "–").Append("</td><td>").Append(finite.Count > 0 ? F(finite.Max()) : "–")
+                    .Append("</td></tr>\n");
+            }
+            charts.Append(Chart(m, series));
         }
-        html.Append("</table>\n<h2>Curves</h2>\n<div class=\"charts\">\n");
-        foreach (string m in metrics)
-        {
-            // a row without "step" is placed at its line number
-            var points = rows.Select((r, i) => (X: r.Numbers.TryGetValue("step", out double s) ? s : i + 1, Y: r.Numbers.GetValueOrDefault(m, double.NaN),
-                Has: r.Numbers.ContainsKey(m))).Where(p => p.Has).Select(p => (p.X, p.Y)).ToList();
-            html.Append(Chart(m, points));
-        }
-        html.Append("</div>\n");
+        html.Append("</table>\n<h2>Curves</h2>\n<div class=\"charts\">\n").Append(charts).Append("</div>\n");
 
         if (samples.Count > 0)
         {
@@ -125,9 +187,15 @@ public static class RunReport
     }
 
     /// <summary>One metric against the step as an inline SVG: axes with tick labels, the curve broken at non-finite values.</summary>
-    internal static string Chart(string name, IReadOnlyList<(double X, double Y)> points)
+    internal static string Chart(string name, IReadOnlyList<(double X, double Y)> points) => Chart(name, [new Series(null, points)]);
+
+    /// <summary>
+    /// Several lines of one metric on shared axes, each broken at non-finite values, with a legend when they are
+    /// labelled.
+    /// </summary>
+    internal static string Chart(string name, IReadOnlyList<Series> series)
     {
-        var finite = points.Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y)).ToList();
+        var finite = series.SelectMany(s => s.Points).Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y)).ToList();
         var svg = new StringBuilder();
         svg.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{Width}\" height=\"{Height}\" viewBox=\"0 0 {Width} {Height}\" role=\"img\" aria-label=\"{E(name)}\">\n");
         svg.Append($"<text x=\"{Left}\" y=\"18\" font-size=\"13\" font-weight=\"bold\">{E(name)}</text>\n");
@@ -151,20 +219,26 @@ public static class RunReport
             svg.Append($"<text x=\"{Left - 6}\" y=\"{Py(y)}\" font-size=\"11\" text-anchor=\"end\" dominant-baseline=\"middle\">{E(F(y))}</text>\n");
             svg.Append($"<text x=\"{Px(x)}\" y=\"{Height - 10}\" font-size=\"11\" text-anchor=\"middle\">{E(F(x))}</text>\n");
         }
-        // the curve: one polyline per run of finite points
-        var run = new List<string>();
-        void Flush()
+        for (int k = 0; k < series.Count; k++)
         {
-            if (run.Count == 1) svg.Append($"<circle cx=\"{run[0].Split(',')[0]}\" cy=\"{run[0].Split(',')[1]}\" r=\"2\" fill=\"#1f6fd1\" />\n");
-            else if (run.Count > 1) svg.Append($"<polyline fill=\"none\" stroke=\"#1f6fd1\" stroke-width=\"1.5\" points=\"{string.Join(' ', run)}\" />\n");
-            run.Clear();
+            string color = Palette[k % Palette.Length];
+            // each line: one polyline per run of finite points
+            var run = new List<string>();
+            void Flush()
+            {
+                if (run.Count == 1) svg.Append($"<circle cx=\"{run[0].Split(',')[0]}\" cy=\"{run[0].Split(',')[1]}\" r=\"2\" fill=\"{color}\" />\n");
+                else if (run.Count > 1) svg.Append($"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{string.Join(' ', run)}\" />\n");
+                run.Clear();
+            }
+            foreach (var (x, y) in series[k].Points)
+            {
+                if (double.IsFinite(x) && double.IsFinite(y)) run.Add($"{Px(x)},{Py(y)}");
+                else Flush();
+            }
+            Flush();
+            if (series[k].Label is { } label)
+                svg.Append($"<text x=\"{Width - Right - 4}\" y=\"{14 + 12 * k}\" font-size=\"11\" text-anchor=\"end\" fill=\"{color}\">{E(label)}</text>\n");
         }
-        foreach (var (x, y) in points)
-        {
-            if (double.IsFinite(x) && double.IsFinite(y)) run.Add($"{Px(x)},{Py(y)}");
-            else Flush();
-        }
-        Flush();
         svg.Append("</svg>\n");
         return svg.ToString();
     }

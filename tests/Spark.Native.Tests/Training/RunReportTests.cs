@@ -51,6 +51,41 @@ public class RunReportTests
     }
 
     [Fact]
+    public void RewardPeriodsGetTheirOwnLineAndRunsCanBeCompared()
+    {
+        using var spark = new TempDir();
+        File.WriteAllLines(Path.Combine(spark.Path, RunReport.MetricsFile),
+        [
+            """{"step":1,"reward":0.2,"reward_period":0,"eval_greedy_accuracy":0.3}""",
+            """{"step":2,"reward":0.9,"reward_period":1}""",
+            """{"step":3,"reward":0.3,"reward_period":0}""",
+            """{"step":4,"reward":0.8,"reward_period":1,"eval_greedy_accuracy":0.4}""",
+        ]);
+        var doc = XDocument.Parse(File.ReadAllText(RunReport.Write(spark.Path)));
+        var reward = doc.Descendants(Svg + "svg").First(c => (string)c.Attribute("aria-label")! == "reward");
+        // task batches and recycled batches are two lines, each joining its own steps, with a legend
+        Assert.Equal(2, reward.Elements(Svg + "polyline").Count());
+        Assert.All(reward.Elements(Svg + "polyline"), line => Assert.Equal(2, ((string)line.Attribute("points")!).Split(' ').Length));
+        Assert.Equal(["policy periods", "reward periods"], reward.Elements(Svg + "text").Select(t => t.Value).Where(t => t.EndsWith("periods", StringComparison.Ordinal)));
+        var rows = doc.Descendants().Where(e => e.Name.LocalName == "tr").Select(tr => tr.Elements().First().Value).ToList();
+        Assert.Contains("reward (policy periods)", rows);
+        Assert.Contains("reward (reward periods)", rows);
+        Assert.Contains("eval_greedy_accuracy", rows); // held-out evaluation is not split
+
+        using var grpo = new TempDir();
+        File.WriteAllLines(Path.Combine(grpo.Path, RunReport.MetricsFile), ["""{"step":1,"reward":0.25,"eval_greedy_accuracy":0.3}""", """{"step":4,"reward":0.35,"eval_greedy_accuracy":0.35}"""]);
+        string page = RunReport.WriteComparison([("grpo", grpo.Path), ("spark", spark.Path)], Path.Combine(spark.Path, "compare.html"), "grpo vs spark");
+        var compared = XDocument.Parse(File.ReadAllText(page));
+        var accuracy = compared.Descendants(Svg + "svg").First(c => (string)c.Attribute("aria-label")! == "eval_greedy_accuracy");
+        Assert.Equal(2, accuracy.Elements(Svg + "polyline").Count());
+        Assert.Contains(accuracy.Elements(Svg + "text"), t => t.Value == "grpo");
+        Assert.Contains(accuracy.Elements(Svg + "text"), t => t.Value == "spark");
+        var rewards = compared.Descendants(Svg + "svg").First(c => (string)c.Attribute("aria-label")! == "reward");
+        Assert.Equal(["grpo", "spark, policy periods", "spark, reward periods"], rewards.Elements(Svg + "text").Select(t => t.Value).Where(t => t.Contains("grpo", StringComparison.Ordinal) || t.Contains("spark", StringComparison.Ordinal)));
+        Assert.Contains("metrics.jsonl: no such file", Assert.Throws<SparkException>(() => RunReport.WriteComparison([("x", Path.Combine(grpo.Path, "none"))], page, "t")).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void BadLinesAndMissingFilesAreOneLineErrors()
     {
         using var dir = new TempDir();
