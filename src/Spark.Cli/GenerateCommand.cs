@@ -37,7 +37,7 @@ internal static class GenerateCommand
         var command = new Command("generate", "Generate continuations of token-id prompts (one line of ids per prompt), or of --prompt text; " +
             "with --reflect N or --best-of N, let the model judge and revise or pick its own answers")
             { model, ids, prompt, chat, maxNew, decoding, temperature, topK, topP, seed, device, judging.Reflect, judging.BestOf, judging.Templates,
-              judging.VerdictPrefix, judging.JudgeInput, verifier };
+              judging.VerdictPrefix, judging.JudgeInput, judging.JudgeReasoning, verifier };
         command.SetAction(parse =>
         {
             string dir = parse.GetRequiredValue(model);

@@ -43,11 +43,18 @@ internal sealed class SelfJudgeCli
         DefaultValueFactory = _ => "answer",
     };
 
+    public Option<int> JudgeReasoning { get; } = new("--judge-reasoning")
+    {
+        Description = "0: read the verdict right after the judge prompt; N > 0: the judge first writes up to N tokens of its own working (greedy), " +
+            "then the verdict is read (spark demo's models: 16)",
+        DefaultValueFactory = _ => 0,
+    };
+
     private const string DemoPrefix = @" \boxed{";
 
     public SelfJudgeCli() => JudgeInput.AcceptOnlyFromAmong("answer", "full");
 
-    public IEnumerable<Option> All => [Judge, Reflect, BestOf, Templates, VerdictPrefix, JudgeInput];
+    public IEnumerable<Option> All => [Judge, Reflect, BestOf, Templates, VerdictPrefix, JudgeInput, JudgeReasoning];
 
     /// <summary>Whether any self-judgement mode was asked for.</summary>
     public bool Any(ParseResult parse) => parse.GetValue(Judge) || parse.GetValue(Reflect) is not null || parse.GetValue(BestOf) is not null;
@@ -57,13 +64,14 @@ internal sealed class SelfJudgeCli
     public TemplatePool Pool(ParseResult parse) => TemplatePool.Resolve(parse.GetValue(Templates)!);
 
     public SelfJudge Create(ParseResult parse, SparkModel model, Native.Text.Tokenizer tokenizer, Native.Text.Templates.ChatTemplate? template) =>
-        new(model, tokenizer, template, Pool(parse), new SelfJudgeOptions { VerdictPrefix = parse.GetValue(VerdictPrefix)! });
+        new(model, tokenizer, template, Pool(parse), new SelfJudgeOptions { VerdictPrefix = parse.GetValue(VerdictPrefix)!, ReasoningTokens = parse.GetValue(JudgeReasoning) });
 
     /// <summary>Checks the counts before anything is loaded.</summary>
     public void Validate(ParseResult parse)
     {
         if (parse.GetValue(Reflect) is < 0) throw new SparkException($"--reflect is {parse.GetValue(Reflect)}; expected ≥ 0 rounds");
         if (parse.GetValue(BestOf) is < 1) throw new SparkException($"--best-of is {parse.GetValue(BestOf)}; expected ≥ 1");
+        if (parse.GetValue(JudgeReasoning) < 0) throw new SparkException($"--judge-reasoning is {parse.GetValue(JudgeReasoning)}; expected ≥ 0 tokens");
     }
 
     private static string Pct(double x) => double.IsFinite(x) ? (100 * x).ToString("F1", CultureInfo.InvariantCulture) + " %" : "n/a";

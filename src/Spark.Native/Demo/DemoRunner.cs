@@ -55,6 +55,12 @@ public sealed record DemoPreset
     /// start from this same warm-up. 0: none (the judge is then untrained).
     /// </summary>
     public double SftJudgeShare { get; init; } = 0.2;
+    /// <summary>
+    /// The judge works the problem before its verdict: lessons answer " 46 \boxed{Yes}" (the teacher's own result, then
+    /// the verdict), and the self-judge decodes up to this many tokens greedily before it reads P(Yes) at the verdict
+    /// token (<see cref="SelfJudgeOptions.ReasoningTokens"/>). 0: a quick verdict right after the prompt (" \boxed{Yes}").
+    /// </summary>
+    public int JudgeReasoningTokens { get; init; } = 16;
     /// <summary>How recycled items reach training in the SPARK method (reward periods by default, as the reference).</summary>
     public SparkMode SparkMode { get; init; } = SparkMode.RewardPeriods;
     /// <summary>Revision rounds of the reflect loop in the final scoring.</summary>
@@ -113,8 +119,8 @@ public sealed record DemoPreset
     internal void Validate()
     {
         if (!(SftJudgeShare >= 0 && SftJudgeShare <= 1)) throw new SparkException($"demo preset {Name}: SFT judge share {SftJudgeShare} must lie in [0, 1]");
-        if (ReflectRounds < 0 || BestOfN < 1 || JudgeCurveProblems < 0)
-            throw new SparkException($"demo preset {Name}: reflect rounds must be ≥ 0, best-of N ≥ 1 and judge curve problems ≥ 0");
+        if (ReflectRounds < 0 || BestOfN < 1 || JudgeCurveProblems < 0 || JudgeReasoningTokens < 0)
+            throw new SparkException($"demo preset {Name}: reflect rounds must be ≥ 0, best-of N ≥ 1, judge curve problems and judge reasoning tokens ≥ 0");
         if (!(SftHedgeRate >= 0 && SftHedgeRate <= 1)) throw new SparkException($"demo preset {Name}: SFT hedge rate {SftHedgeRate} must lie in [0, 1]");
         if (SftExamples < 1 || SftBatch < 1 || SftWarmup < 0 || TrainProblems < 1 || TestProblems < 1 || EvalK < 1 || EvalEvery < 0)
             throw new SparkException($"demo preset {Name}: SFT examples, SFT batch, train and test problems and eval k must be ≥ 1 (warm-up and eval-every ≥ 0)");
@@ -342,7 +348,7 @@ public static class DemoRunner
             });
             var metrics = new Dictionary<string, double> { ["greedy_accuracy"] = greedy.Accuracy };
             if (judgeCurveProblems.Length == 0) return metrics;
-            var judged = JudgeEvaluation.Run(m, tokenizer, null, judgeCurveProblems, scorer, Judge(m, tokenizer, pool), new JudgeEvalOptions
+            var judged = JudgeEvaluation.Run(m, tokenizer, null, judgeCurveProblems, scorer, Judge(m, tokenizer, pool, preset), new JudgeEvalOptions
             {
                 Sampling = new EvalOptions { K = preset.EvalK, Temperature = 1, MaxCompletionTokens = preset.MaxCompletionTokens, Seed = options.Seed, Slots = 256 },
             });
@@ -394,9 +400,12 @@ public static class DemoRunner
         return result;
     }
 
-    /// <summary>The demo model's self-judge: the terse pool's first templates, verdict read after <see cref="VerdictPrefix"/>.</summary>
-    public static SelfJudge Judge(SparkModel model, Tokenizer tokenizer, TemplatePool pool) =>
-        new(model, tokenizer, template: null, pool, new SelfJudgeOptions { VerdictPrefix = VerdictPrefix });
+    /// <summary>
+    /// The demo model's self-judge: the terse pool's first templates, the verdict read after <see cref="VerdictPrefix"/>
+    /// (after the judge's own working when <see cref="DemoPreset.JudgeReasoningTokens"/> &gt; 0).
+    /// </summary>
+    public static SelfJudge Judge(SparkModel model, Tokenizer tokenizer, TemplatePool pool, DemoPreset preset) =>
+        new(model, tokenizer, template: null, pool, new SelfJudgeOptions { VerdictPrefix = VerdictPrefix, ReasoningTokens = preset.JudgeReasoningTokens });
 
     /// <summary>
     /// Scores a model on held-out problems as a policy (greedy, then K samples at temperature 1) and as its own judge
@@ -410,7 +419,7 @@ public static class DemoRunner
         var sampled = Evaluator.Run(model, tokenizer, null, problems, scorer, common with { K = preset.EvalK, Temperature = 1 });
         var policy = new DemoScore(greedy.Accuracy, sampled.PassAtK[0], sampled.PassAtK[^1], sampled.K, sampled.MeanCompletionTokens);
 
-        var judge = Judge(model, tokenizer, pool);
+        var judge = Judge(model, tokenizer, pool, preset);
         var judged = JudgeEvaluation.Judge(sampled, judge, new JudgeEvalOptions());
         var testTime = new TestTimeOptions { MaxCompletionTokens = preset.MaxCompletionTokens, Seed = seed, Slots = 256 };
         var reflect = TestTimeScaling.Reflect(model, tokenizer, null, problems, scorer, judge, pool, preset.ReflectRounds, testTime);
@@ -424,7 +433,8 @@ public static class DemoRunner
     /// lesson in a terse template — half pointwise (the right answer or a near miss, verdict Yes/No or A/B), a quarter
     /// pairwise (right and near miss at random places), a quarter reflection (a near miss, shown alone or as a whole
     /// attempt; the teacher answers again) —, else the problem with the teacher's answer. Verdicts are written as
-    /// <see cref="VerdictPrefix"/> + verdict + "}".
+    /// <see cref="VerdictPrefix"/> + verdict + "}", after the teacher's own result when the judge reasons
+    /// (<see cref="DemoPreset.JudgeReasoningTokens"/> &gt; 0): " 46 \boxed{Yes}".
     /// </summary>
     internal static (string Prompt, string Completion) SftExample(RlProblem problem, DemoPreset preset, TemplatePool pool, ulong seed, int index)
     {
@@ -440,11 +450,12 @@ public static class DemoRunner
         string right = problem.Answer;
         string wrong = (long.Parse(right, System.Globalization.CultureInfo.InvariantCulture) + offset).ToString(System.Globalization.CultureInfo.InvariantCulture);
         bool first = Uniform(4) < 0.5;
+        string working = preset.JudgeReasoningTokens > 0 ? " " + right : "";
         if (kind < 0.5)
         {
             var t = Pick(pool.Pointwise, 5);
             string verdict = t.Style == TemplateStyle.YesNo ? (first ? "Yes" : "No") : (first ? "A" : "B");
-            return (t.Render(new Dictionary<string, string> { ["question"] = problem.Prompt, ["answer"] = first ? right : wrong }), VerdictPrefix + verdict + "}");
+            return (t.Render(new Dictionary<string, string> { ["question"] = problem.Prompt, ["answer"] = first ? right : wrong }), working + VerdictPrefix + verdict + "}");
         }
         if (kind < 0.75)
         {
@@ -452,7 +463,7 @@ public static class DemoRunner
             return (t.Render(new Dictionary<string, string>
             {
                 ["question"] = problem.Prompt, ["answer_a"] = first ? right : wrong, ["answer_b"] = first ? wrong : right,
-            }), VerdictPrefix + (first ? "A" : "B") + "}");
+            }), working + VerdictPrefix + (first ? "A" : "B") + "}");
         }
         // a whole attempt as the policy writes it (" 73"), or its final answer only
         var style = first ? TemplateStyle.Full : TemplateStyle.AnswerOnly;

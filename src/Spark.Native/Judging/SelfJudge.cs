@@ -1,3 +1,4 @@
+using Spark.Native.Generation;
 using Spark.Native.Rewards.Tasks;
 using Spark.Native.Text;
 using Spark.Native.Text.Templates;
@@ -19,6 +20,13 @@ public sealed record SelfJudgeOptions
     public int PairwiseTemplate { get; init; }
     /// <summary>Tokens per batched forward when scoring many prompts.</summary>
     public int MaxTokensPerForward { get; init; } = 4096;
+    /// <summary>
+    /// 0: the verdict is read right after the judge prompt and <see cref="VerdictPrefix"/> (a quick verdict, no
+    /// decoding). N &gt; 0: a generative judge — it first writes up to N tokens of its own reasoning, greedily, until it
+    /// writes the verdict prefix (or runs out of tokens, and the prefix is appended), and the verdict is read after that.
+    /// Either way P("Yes") comes from the logits of the verdict token, not from sampled verdicts.
+    /// </summary>
+    public int ReasoningTokens { get; init; }
 }
 
 /// <summary>One answer to judge.</summary>
@@ -38,7 +46,8 @@ public readonly record struct PairQuery(string Question, string AnswerA, string 
 /// pointwise template) = σ(logit_yes − logit_no); for a pair, P(A is the correct one).
 /// </param>
 /// <param name="Mass">How much of the whole next-token distribution the two verdict tokens hold (near 1 for a judge that follows the format).</param>
-public readonly record struct Verdict(double Probability, double Mass);
+/// <param name="Reasoning">What a generative judge wrote before its verdict (<see cref="SelfJudgeOptions.ReasoningTokens"/>), else null.</param>
+public readonly record struct Verdict(double Probability, double Mass, string? Reasoning = null);
 
 /// <summary>
 /// The policy as its own generative reward model at test time (SPARK, arXiv 2509.22624): a judge prompt from the
@@ -48,7 +57,10 @@ public readonly record struct Verdict(double Probability, double Mass);
 public sealed class SelfJudge
 {
     private readonly SparkModel _model;
+    private readonly Tokenizer _tokenizer;
     private readonly RlPromptBuilder _builder;
+    private readonly string _prefixText;
+    private readonly int _reasoningTokens;
     private readonly int[] _prefix;
     private readonly (int Positive, int Negative) _pointwiseTokens, _pairwiseTokens;
     private readonly int _maxTokensPerForward;
@@ -71,7 +83,12 @@ public sealed class SelfJudge
         if (options.PairwiseTemplate < 0 || options.PairwiseTemplate >= pool.Pairwise.Count)
             throw new SparkException($"judge: pairwise template {options.PairwiseTemplate} does not exist (the pool has {pool.Pairwise.Count})");
         if (options.MaxTokensPerForward < 1) throw new SparkException($"judge: max tokens per forward is {options.MaxTokensPerForward}; expected ≥ 1");
+        if (options.ReasoningTokens < 0) throw new SparkException($"judge: reasoning tokens is {options.ReasoningTokens}; expected ≥ 0");
+        if (options.ReasoningTokens > 0 && options.VerdictPrefix.Length == 0) throw new SparkException("judge: a generative judge needs a non-empty verdict prefix to stop its reasoning at");
         _model = model;
+        _tokenizer = tokenizer;
+        _prefixText = options.VerdictPrefix;
+        _reasoningTokens = options.ReasoningTokens;
         _builder = new RlPromptBuilder(tokenizer, template);
         Pointwise = pool.Pointwise[options.PointwiseTemplate];
         Pairwise = pool.Pairwise[options.PairwiseTemplate];
@@ -115,14 +132,36 @@ public sealed class SelfJudge
     {
         var verdicts = new Verdict[judgePrompts.Count];
         if (judgePrompts.Count == 0) return verdicts;
-        var ids = judgePrompts.Select(p => (IReadOnlyList<int>)[.. _builder.Build(new RlProblem("judge", p, "")).Ids, .. _prefix]).ToArray();
+        var prompts = judgePrompts.Select(p => _builder.Build(new RlProblem("judge", p, "")).Ids).ToArray();
+        var reasoning = _reasoningTokens > 0 ? Reason(prompts) : new string?[prompts.Length];
+        var ids = prompts.Select((p, i) => (IReadOnlyList<int>)[.. p, .. reasoning[i] is { Length: > 0 } r ? _tokenizer.Encode(r, SpecialTokens.Omit) : [], .. _prefix]).ToArray();
         // a prompt longer than the context cannot be judged: its verdict is undefined (NaN), not an error
         var fits = Enumerable.Range(0, ids.Length).Where(i => ids[i].Count <= _model.Config.MaxPositions).ToArray();
         Array.Fill(verdicts, Unjudged);
         if (fits.Length == 0) return verdicts;
         var logits = _model.NextTokenLogits([.. fits.Select(i => ids[i])], _maxTokensPerForward);
-        for (int f = 0; f < fits.Length; f++) verdicts[fits[f]] = FromLogits(logits.Row(f), tokens.Positive, tokens.Negative);
+        for (int f = 0; f < fits.Length; f++)
+            verdicts[fits[f]] = FromLogits(logits.Row(f), tokens.Positive, tokens.Negative) with { Reasoning = reasoning[fits[f]] };
         return verdicts;
+    }
+
+    /// <summary>
+    /// The generative judge's reasoning for each prompt: greedy decoding until it writes the verdict prefix (the text
+    /// before it), or the whole text when it does not within <see cref="SelfJudgeOptions.ReasoningTokens"/>; null for a
+    /// prompt that leaves no room in the context.
+    /// </summary>
+    private string?[] Reason(int[][] prompts)
+    {
+        var reasoning = new string?[prompts.Length];
+        var room = Enumerable.Range(0, prompts.Length).Where(i => prompts[i].Length < _model.Config.MaxPositions).ToArray();
+        if (room.Length == 0) return reasoning;
+        var engine = new RolloutEngine(_model, new RolloutOptions { Slots = 64, SkipSpecialTokens = SkipSpecialTokens.Yes }, _tokenizer);
+        var samples = engine.Run([.. room.Select(i => new RolloutRequest
+        {
+            Prompt = prompts[i], Temperature = 0, MaxCompletionTokens = _reasoningTokens, StopStrings = [_prefixText],
+        })]).Samples;
+        for (int r = 0; r < room.Length; r++) reasoning[room[r]] = samples[r].Text ?? "";
+        return reasoning;
     }
 
     /// <summary>The verdict of a judge prompt that does not fit the model's context: probability NaN, mass 0.</summary>

@@ -97,7 +97,7 @@ public class DemoTests
                 pointwise++;
                 bool right = prompt.Contains(" 42 ", StringComparison.Ordinal);
                 string verdict = pw.Style == Native.Training.Recycling.TemplateStyle.YesNo ? (right ? "Yes" : "No") : (right ? "A" : "B");
-                Assert.Equal(DemoRunner.VerdictPrefix + verdict + "}", completion);
+                Assert.Equal(" 42" + DemoRunner.VerdictPrefix + verdict + "}", completion); // the judge works the sum, then judges
                 yes += right ? 1 : 0;
             }
             else if (pr is not null)
@@ -107,7 +107,7 @@ public class DemoTests
                 var shown = System.Text.RegularExpressions.Regex.Matches(prompt[(prompt.IndexOf('=', StringComparison.Ordinal) + 1)..], @"-?\d+").Select(m => m.Value).ToArray();
                 Assert.Equal(2, shown.Length);
                 Assert.Contains("42", shown);
-                Assert.Equal(DemoRunner.VerdictPrefix + (shown[0] == "42" ? "A" : "B") + "}", completion);
+                Assert.Equal(" 42" + DemoRunner.VerdictPrefix + (shown[0] == "42" ? "A" : "B") + "}", completion);
                 first += shown[0] == "42" ? 1 : 0;
             }
             else

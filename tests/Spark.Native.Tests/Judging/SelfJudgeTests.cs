@@ -83,6 +83,25 @@ public class SelfJudgeTests(TinyJudgeModel tiny) : IClassFixture<TinyJudgeModel>
     }
 
     [Fact]
+    public void AGenerativeJudgeWritesItsWorkingFirstAndTheVerdictIsReadAfterIt()
+    {
+        var judge = new SelfJudge(tiny.Model, tiny.Tokenizer, null, TemplatePool.Terse, new SelfJudgeOptions { VerdictPrefix = "=", ReasoningTokens = 6 });
+        var query = new JudgeQuery("12 + 30 =", "42");
+        var verdict = judge.JudgeAnswers([query])[0];
+        string prompt = judge.Pointwise.Render(new Dictionary<string, string> { ["question"] = query.Question, ["answer"] = query.Answer });
+        // the working is the greedy continuation, cut where the judge writes the prefix (or all of it when it never does)
+        var greedy = tiny.Model.Generate(tiny.Tokenizer.Encode(prompt, SpecialTokens.Add), new Generation.GenerationOptions { MaxNewTokens = 6, Strategy = Generation.DecodingStrategy.Greedy });
+        string continuation = tiny.Tokenizer.Decode([.. greedy.Tokens], SkipSpecialTokens.Yes);
+        int cut = continuation.IndexOf('=', StringComparison.Ordinal);
+        Assert.Equal(cut >= 0 ? continuation[..cut] : continuation, verdict.Reasoning);
+        var logits = tiny.Model.Forward(tiny.Tokenizer.Encode(prompt + verdict.Reasoning + "=", SpecialTokens.Add));
+        var last = logits.Row(logits.Rows - 1);
+        int yes = tiny.Tokenizer.Encode("Y", SpecialTokens.Omit)[0], no = tiny.Tokenizer.Encode("N", SpecialTokens.Omit)[0];
+        Assert.Equal(Sigmoid(last[yes] - last[no]), verdict.Probability, 5);
+        Assert.Null(new SelfJudge(tiny.Model, tiny.Tokenizer, null, TemplatePool.Terse).JudgeAnswers([query])[0].Reasoning);
+    }
+
+    [Fact]
     public void APromptLongerThanTheContextIsUnjudgedAndBadSettingsAreErrors()
     {
         var judge = new SelfJudge(tiny.Model, tiny.Tokenizer, null, TemplatePool.Terse);
