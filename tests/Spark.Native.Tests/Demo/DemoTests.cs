@@ -80,6 +80,33 @@ public class DemoTests
     }
 
     [Fact]
+    public void SeedsAreAggregatedWithTheirSpreadAndPairedDifferences()
+    {
+        using var dir = new TempDir();
+        var preset = Micro with { GrpoSteps = 2, EvalEvery = 0 };
+        var comparison = DemoSeeds.Run(new DemoOptions
+        {
+            OutputDirectory = Path.Combine(dir.Path, "seeds"), Preset = preset, Device = DemoDevice.Cpu, Methods = [DemoMethod.Grpo, DemoMethod.Spark],
+        }, [4, 5]);
+        Assert.Equal([4UL, 5UL], comparison.Runs.Select(r => r.Seed));
+        Assert.All(comparison.Runs, r => Assert.True(File.Exists(Path.Combine(r.RunDirectory, DemoRunner.SummaryFile))));
+        Assert.Equal(Path.Combine(comparison.RunDirectory, "seed-5"), comparison.Runs[1].RunDirectory);
+        var json = JsonNode.Parse(File.ReadAllText(comparison.ComparisonPath))!;
+        var greedy = comparison.Runs.Select(r => r.Of(DemoMethod.Spark).After.Policy.GreedyAccuracy).ToArray();
+        var stats = json["phases"]!["after_spark"]!["greedy_accuracy"]!;
+        Assert.Equal(greedy.Average(), stats["mean"]!.GetValue<double>(), 12);
+        double sd = Math.Sqrt(greedy.Sum(x => (x - greedy.Average()) * (x - greedy.Average())) / (greedy.Length - 1));
+        Assert.Equal(sd, stats["sd"]!.GetValue<double>(), 12);
+        Assert.Equal(greedy, stats["values"]!.AsArray().Select(v => v!.GetValue<double>()));
+        var paired = json["spark_minus_grpo"]!["best_of_n_accuracy"]!["values"]!.AsArray().Select(v => v!.GetValue<double>());
+        Assert.Equal(comparison.Runs.Select(r => r.Of(DemoMethod.Spark).After.Judge.BestOfAccuracy - r.Of(DemoMethod.Grpo).After.Judge.BestOfAccuracy), paired);
+        string table = DemoSeeds.Table(comparison.Runs);
+        Assert.Equal(["phase", "after_sft", "after_grpo", "after_spark"], table.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')[0]));
+        Assert.Contains(" ± ", table, StringComparison.Ordinal);
+        Assert.Contains("distinct seeds", Assert.Throws<SparkException>(() => DemoSeeds.Run(new DemoOptions { OutputDirectory = dir.Path, Preset = preset }, [1, 1])).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void JudgeAndReflectionLessonsCarryTheTeachersRightVerdicts()
     {
         var pool = Native.Training.Recycling.TemplatePool.Terse;
