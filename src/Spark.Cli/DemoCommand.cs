@@ -80,7 +80,7 @@ internal static class DemoCommand
             };
             if (parse.GetValue(seeds) is { } seedList)
             {
-                if (parse.GetResult(seed) is not null) throw new SparkException("give --seed or --seeds, not both");
+                if (parse.GetResult(seed) is { Implicit: false }) throw new SparkException("give --seed or --seeds, not both");
                 var comparison = DemoSeeds.Run(options, CliApp.ParseSeeds(seedList, "--seeds"), Console.Error.WriteLine, onSft, onGrpo);
                 Console.WriteLine();
                 Console.WriteLine($"held-out scores over {comparison.Runs.Count} seeds (mean ± sd, percent; {comparison.Runs[0].Preset} preset on {comparison.Runs[0].Device})");

@@ -97,7 +97,7 @@ internal static class EvalCommand
 
             if (judging.Any(parse))
             {
-                SelfJudgement(parse, judging, m, tokenizer, template, problems, options, parse.GetResult(k) is not null, parse.GetValue(temperature), parse.GetValue(json));
+                SelfJudgement(parse, judging, m, tokenizer, template, problems, options, parse.GetResult(k) is { Implicit: false }, parse.GetValue(temperature), parse.GetValue(json));
                 return 0;
             }
             var report = Evaluator.Run(m, tokenizer, template, problems, EvalScorers.ByVerifierName(), options, Progress());

@@ -18,6 +18,9 @@ public class SelfJudgeCliTests(TinyJudgeModel tiny) : IClassFixture<TinyJudgeMod
         foreach (string line in new[] { "== judge", "pointwise accuracy", "pairwise accuracy", "calibration (ECE)", "== reflect 2", "plain (greedy)", "reflect 2 ", "== best-of-3", "best-of-3 ", "pass@3" })
             Assert.Contains(line, stdout, StringComparison.Ordinal);
 
+        var defaults = CliTests.Spark([.. common, "--judge", "--json"]);
+        Assert.True(defaults.Code == 0, defaults.Err);
+        Assert.Equal(4, JsonNode.Parse(defaults.Out)!["judge"]!["k"]!.GetValue<int>()); // 4 answers per problem unless --k says otherwise
         var json = CliTests.Spark([.. common, "--judge", "--k", "2", "--reflect", "1", "--best-of", "2", "--json"]);
         Assert.True(json.Code == 0, json.Err);
         var summary = JsonNode.Parse(json.Out)!;

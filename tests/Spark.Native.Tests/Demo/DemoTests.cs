@@ -210,6 +210,8 @@ public class DemoTests
         Assert.Contains("SPARK gain over SFT:", stdout, StringComparison.Ordinal);
         Assert.True(File.Exists(Path.Combine(run, "report.html")));
 
+        var both = CliTests.Spark("demo", "--out", run, "--seed", "3", "--seeds", "1,2");
+        Assert.Equal("error: give --seed or --seeds, not both", both.Err.Trim());
         var bad = CliTests.Spark("demo", "--out", run, "--preset", "huge");
         Assert.Equal(1, bad.Code);
         Assert.Equal("error: unknown demo preset 'huge'; valid presets: cpu, gpu", bad.Err.Trim());
