@@ -12,7 +12,7 @@ internal static class DemoCommand
     {
         var output = new Option<string>("--out") { Description = "Run folder (an earlier demo there is replaced)", DefaultValueFactory = _ => Path.Combine("runs", "demo") };
         var device = new Option<DemoDevice>("--device") { Description = "auto (CUDA when a GPU works, else CPU), cpu or cuda", DefaultValueFactory = _ => DemoDevice.Auto };
-        var preset = new Option<string?>("--preset") { Description = "cpu (about 10 minutes on 2 cores) or gpu (larger model and task); default: by device" };
+        var preset = new Option<string?>("--preset") { Description = "cpu (a 0.8 M-parameter model, CPU-sized) or gpu (larger model and task); default: by device" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the weights, problems and sampling", DefaultValueFactory = _ => 7UL };
         var sftExamples = new Option<int?>("--sft-examples") { Description = "Override the preset: supervised warm-up examples (one epoch)" };
         var grpoSteps = new Option<int?>("--grpo-steps") { Description = "Override the preset: GRPO steps" };

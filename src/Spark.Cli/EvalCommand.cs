@@ -76,6 +76,11 @@ internal static class EvalCommand
             }
             EvalScorers.Validate(problems);
             judging.Validate(parse);
+            if (judging.Any(parse) && parse.GetValue(output) is not null)
+                throw new SparkException("--out writes the plain evaluation's per-problem results; it does not apply to --judge, --reflect or --best-of (use --json for their summaries)");
+            if ((parse.GetValue(judging.Reflect) is not null || parse.GetValue(judging.BestOf) is not null)
+                && (parse.GetResult(topP) is { Implicit: false } || parse.GetResult(topK) is { Implicit: false }))
+                throw new SparkException("--top-p and --top-k do not apply to --reflect or --best-of, which sample at --temperature only");
 
             int kValue = parse.GetValue(k);
             float t = parse.GetValue(temperature) ?? (kValue == 1 ? 0f : 1f);

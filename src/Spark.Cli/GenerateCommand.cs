@@ -49,6 +49,8 @@ internal static class GenerateCommand
             if (judging.Any(parse))
             {
                 if (promptText is null) throw new SparkException("--reflect and --best-of need --prompt");
+                if (parse.GetResult(topK) is not null || parse.GetResult(topP) is not null || parse.GetValue(decoding) is not null)
+                    throw new SparkException("--decoding, --top-k and --top-p do not apply to --reflect or --best-of, which decode greedily (reflect) or sample at --temperature");
                 SelfJudged(parse, judging, dir, promptText, parse.GetValue(chat), parse.GetValue(verifier)!, parse.GetValue(maxNew),
                     parse.GetResult(temperature) is null ? null : parse.GetValue(temperature), parse.GetValue(seed), parse.GetValue(device));
                 return 0;

@@ -90,23 +90,23 @@ internal sealed class SelfJudgeCli
     public static string JudgeTable(JudgeEvalReport r) => Table(
     [
         ("judged answers", string.Create(CultureInfo.InvariantCulture, $"{r.Answers.Count} ({r.Answers.Count(a => a.Correct)} correct, {r.Answers.Count(a => !a.Correct)} wrong")
-            + (r.TooLong > 0 ? string.Create(CultureInfo.InvariantCulture, $"; {r.TooLong} queries too long for the context left out)") : ")")),
+            + (r.Unjudged > 0 ? string.Create(CultureInfo.InvariantCulture, $"; {r.Unjudged} queries without a verdict (too long for the context) left out)") : ")")),
         ("pointwise accuracy", Pct(r.PointwiseAccuracy)),
         ("balanced accuracy", double.IsFinite(r.BalancedAccuracy) ? Pct(r.BalancedAccuracy) : "n/a (all judged answers are of one class)"),
-        ("pairwise accuracy", string.Create(CultureInfo.InvariantCulture, $"{Pct(r.PairwiseAccuracy)} ({r.Pairs.Count / 2} pairs, both orders)")),
+        ("pairwise accuracy", string.Create(CultureInfo.InvariantCulture, $"{Pct(r.PairwiseAccuracy)} ({r.Pairs.Select(x => (x.Problem, x.CorrectSample, x.WrongSample)).Distinct().Count()} pairs, both orders)")),
         ("P(Yes) on correct", F3(r.MeanYesOnCorrect)),
         ("P(Yes) on wrong", F3(r.MeanYesOnWrong)),
         ("calibration (ECE)", F3(r.CalibrationError)),
         ("Brier score", F3(r.Brier)),
         ("AUROC", F3(r.Auroc)),
-        ("verdict mass", string.Create(CultureInfo.InvariantCulture, $"{r.MeanVerdictMass:F3} (probability on the two verdict tokens)")),
+        ("verdict mass", F3(r.MeanVerdictMass) + " (probability on the two verdict tokens)"),
         ("reliability", string.Join("  ", r.Calibration.Where(b => b.Count > 0).Select(b =>
             string.Create(CultureInfo.InvariantCulture, $"[{b.Low:0.0},{b.High:0.0}) n={b.Count} correct {b.PositiveRate:P0}")))),
     ]);
 
     public static JsonObject JudgeJson(JudgeEvalReport r) => new()
     {
-        ["answers"] = r.Answers.Count, ["pairs"] = r.Pairs.Count / 2, ["too_long"] = r.TooLong,
+        ["answers"] = r.Answers.Count, ["pairs"] = r.Pairs.Select(x => (x.Problem, x.CorrectSample, x.WrongSample)).Distinct().Count(), ["unjudged"] = r.Unjudged,
         ["pointwise_accuracy"] = Number(r.PointwiseAccuracy), ["balanced_accuracy"] = Number(r.BalancedAccuracy), ["pairwise_accuracy"] = Number(r.PairwiseAccuracy),
         ["mean_p_yes_correct"] = Number(r.MeanYesOnCorrect), ["mean_p_yes_wrong"] = Number(r.MeanYesOnWrong), ["ece"] = Number(r.CalibrationError),
         ["brier"] = Number(r.Brier), ["auroc"] = Number(r.Auroc), ["verdict_mass"] = Number(r.MeanVerdictMass),

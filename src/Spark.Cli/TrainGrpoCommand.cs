@@ -60,6 +60,8 @@ internal static class TrainGrpoCommand
         if (reference is not null) Console.Error.WriteLine($"reference model: a frozen copy of {cfg.Model} for the KL term (β {loss.Beta})");
         var testProblems = cfg.LoadTestProblems();
         var scorer = Spark.Native.Rewards.EvalScorers.ByVerifierName();
+        // the judge of the held-out evaluation is set up before training, so a template or tokenizer problem stops the run now, not hours in
+        var judge = cfg.EvalJudge && testProblems.Count > 0 ? new Spark.Native.Judging.SelfJudge(model, tokenizer, template, cfg.TemplatePool, cfg.JudgeOptions) : null;
         IReadOnlyDictionary<string, double> Evaluate(SparkModel m)
         {
             var r = Spark.Native.Rewards.Evaluator.Run(m, tokenizer, template, testProblems, scorer, new Spark.Native.Rewards.EvalOptions
@@ -73,12 +75,11 @@ internal static class TrainGrpoCommand
             {
                 ["accuracy"] = r.Accuracy, [$"pass_at_{r.K}"] = r.PassAtK[^1], [$"maj_at_{r.K}"] = r.MajorityAtK, ["mean_length"] = r.MeanCompletionTokens,
             };
-            if (!cfg.EvalJudge) return metrics;
-            // the same held-out answers, judged by the model itself
-            var judge = new Spark.Native.Judging.SelfJudge(m, tokenizer, template, cfg.TemplatePool, new Spark.Native.Judging.SelfJudgeOptions { VerdictPrefix = cfg.VerdictPrefix });
-            var judged = Spark.Native.Judging.JudgeEvaluation.Judge(r, judge, new Spark.Native.Judging.JudgeEvalOptions());
+            if (judge is null) return metrics;
+            // the same held-out answers, judged by the model itself (the judge reads the live weights of the model being trained)
+            var judged = Spark.Native.Judging.JudgeEvaluation.Judge(r, judge, new Spark.Native.Judging.JudgeEvalOptions { Input = cfg.JudgeInput });
             Console.Error.WriteLine($"judge on {judged.Answers.Count} of those answers: pointwise {judged.PointwiseAccuracy:P1} (balanced {judged.BalancedAccuracy:P1}), " +
-                $"pairwise {judged.PairwiseAccuracy:P1} over {judged.Pairs.Count / 2} pairs, ECE {judged.CalibrationError:F3}");
+                $"pairwise {judged.PairwiseAccuracy:P1} over {judged.Metrics()["judge_pairs"]} pairs, ECE {judged.CalibrationError:F3}");
             foreach (var (name, value) in judged.Metrics())
                 if (double.IsFinite(value)) metrics[name] = value; // an undefined score (one class absent) leaves a gap in the curve
             return metrics;

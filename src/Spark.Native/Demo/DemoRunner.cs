@@ -261,22 +261,9 @@ public static class DemoRunner
         ArgumentNullException.ThrowIfNull(options);
         log ??= _ => { };
         var total = Stopwatch.StartNew();
-        if (options.Methods is not { Count: > 0 } || options.Methods.Distinct().Count() != options.Methods.Count)
-            throw new SparkException("demo: give one or more methods (grpo, spark), each once");
-        var device = ResolveDevice(options.Device, log);
-        var preset = options.Preset ?? (device == Device.Cuda ? DemoPreset.Gpu : DemoPreset.Cpu);
         // every setting is checked before the run folder is touched
-        var taskOptions = preset.Task with { PromptFormat = "{expression} =", PromptSuffix = "", Verifier = "numeric" };
+        var (device, preset, taskOptions, grpoOptions) = Plan(options, log);
         var task = new ArithmeticTask(taskOptions);
-        var grpoOptions = new GrpoOptions
-        {
-            Loss = GrpoLoss.Grpo(preset.MaxCompletionTokens) with { Beta = 0 },
-            PromptsPerStep = preset.PromptsPerStep, GroupSize = preset.GroupSize, Temperature = 1f, Steps = preset.GrpoSteps,
-            Optimizer = new OptimizerSettings { LearningRate = preset.GrpoLearningRate, MaxGradNorm = 1.0 },
-            Slots = preset.PromptsPerStep * preset.GroupSize, Seed = options.Seed, WarmupSteps = 5, SampleEvery = 10, EvalEvery = preset.EvalEvery,
-        };
-        grpoOptions.Validate();
-        preset.Validate();
         var pool = TemplatePool.Terse;
         string dir = PrepareFolder(options.OutputDirectory);
         log($"demo: preset {preset.Name} on {device}, seed {options.Seed}, methods {string.Join(" and ", options.Methods.Select(MethodName))}, run folder {dir}");
@@ -398,6 +385,27 @@ public static class DemoRunner
         var result = new DemoResult(dir, device, preset.Name, options.Seed, initial, afterSft, results, sftSeconds, total.Elapsed.TotalSeconds, report);
         WriteSummary(result, preset with { Task = taskOptions }, parameters);
         return result;
+    }
+
+    /// <summary>The device, preset, task and GRPO settings of a run, every one checked (nothing is written).</summary>
+    internal static (Device Device, DemoPreset Preset, ArithmeticOptions Task, GrpoOptions Grpo) Plan(DemoOptions options, Action<string> log)
+    {
+        if (options.Methods is not { Count: > 0 } || options.Methods.Distinct().Count() != options.Methods.Count)
+            throw new SparkException("demo: give one or more methods (grpo, spark), each once");
+        var device = ResolveDevice(options.Device, log);
+        var preset = options.Preset ?? (device == Device.Cuda ? DemoPreset.Gpu : DemoPreset.Cpu);
+        var taskOptions = preset.Task with { PromptFormat = "{expression} =", PromptSuffix = "", Verifier = "numeric" };
+        _ = new ArithmeticTask(taskOptions); // checks the task settings
+        var grpoOptions = new GrpoOptions
+        {
+            Loss = GrpoLoss.Grpo(preset.MaxCompletionTokens) with { Beta = 0 },
+            PromptsPerStep = preset.PromptsPerStep, GroupSize = preset.GroupSize, Temperature = 1f, Steps = preset.GrpoSteps,
+            Optimizer = new OptimizerSettings { LearningRate = preset.GrpoLearningRate, MaxGradNorm = 1.0 },
+            Slots = preset.PromptsPerStep * preset.GroupSize, Seed = options.Seed, WarmupSteps = 5, SampleEvery = 10, EvalEvery = preset.EvalEvery,
+        };
+        grpoOptions.Validate();
+        preset.Validate();
+        return (device, preset, taskOptions, grpoOptions);
     }
 
     /// <summary>

@@ -67,6 +67,8 @@ public static class DemoSeeds
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(seeds);
         if (seeds.Count == 0 || seeds.Distinct().Count() != seeds.Count) throw new SparkException("demo: give one or more distinct seeds");
+        var device = DemoRunner.Plan(options, log ?? (_ => { })).Device; // every setting is checked before the folder is touched
+        options = options with { Device = device == Device.Cuda ? DemoDevice.Cuda : DemoDevice.Cpu }; // probed once
         string root = DemoRunner.PrepareFolder(options.OutputDirectory);
         var runs = new List<DemoResult>();
         foreach (ulong seed in seeds)

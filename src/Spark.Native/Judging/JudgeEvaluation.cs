@@ -55,17 +55,17 @@ public sealed record JudgedPair(int Problem, int CorrectSample, int WrongSample,
 /// <param name="MeanYesOnWrong">Mean P(Yes) on wrong answers.</param>
 /// <param name="MeanVerdictMass">Mean probability mass on the two verdict tokens (format adherence).</param>
 /// <param name="Calibration">The reliability table.</param>
-/// <param name="TooLong">Judge queries (answers and ordered pairs) left out because their prompt did not fit the model's context.</param>
+/// <param name="Unjudged">Judge queries (answers and ordered pairs) left out without a verdict: their prompt did not fit the model's context.</param>
 public sealed record JudgeEvalReport(EvalReport Policy, IReadOnlyList<JudgedAnswer> Answers, IReadOnlyList<JudgedPair> Pairs,
     double PointwiseAccuracy, double BalancedAccuracy, double PairwiseAccuracy, double CalibrationError, double Brier, double Auroc,
-    double MeanYesOnCorrect, double MeanYesOnWrong, double MeanVerdictMass, IReadOnlyList<CalibrationBin> Calibration, int TooLong)
+    double MeanYesOnCorrect, double MeanYesOnWrong, double MeanVerdictMass, IReadOnlyList<CalibrationBin> Calibration, int Unjudged)
 {
     /// <summary>The headline numbers as a flat name → value map (metrics.jsonl, summaries).</summary>
     public IReadOnlyDictionary<string, double> Metrics(string prefix = "judge_") => new Dictionary<string, double>
     {
         [prefix + "pointwise_accuracy"] = PointwiseAccuracy, [prefix + "balanced_accuracy"] = BalancedAccuracy,
         [prefix + "pairwise_accuracy"] = PairwiseAccuracy, [prefix + "ece"] = CalibrationError, [prefix + "brier"] = Brier,
-        [prefix + "auroc"] = Auroc, [prefix + "answers"] = Answers.Count, [prefix + "pairs"] = Pairs.Count / 2.0,
+        [prefix + "auroc"] = Auroc, [prefix + "answers"] = Answers.Count, [prefix + "pairs"] = Pairs.Select(x => (x.Problem, x.CorrectSample, x.WrongSample)).Distinct().Count(),
     };
 }
 
@@ -117,12 +117,12 @@ public static class JudgeEvaluation
             return x.RightIsA ? new PairQuery(policy.Problems[x.Problem].Prompt, right, wrong) : new PairQuery(policy.Problems[x.Problem].Prompt, wrong, right);
         })]);
 
-        // queries too long for the context (NaN verdicts) are left out and counted
+        // queries without a verdict (their prompt did not fit the context) are left out and counted
         var answers = answerRefs.Select((a, i) => new JudgedAnswer(a.Problem, a.Sample, a.Shown, a.Correct, answerVerdicts[i]))
             .Where(a => !double.IsNaN(a.Verdict.Probability)).ToArray();
         var pairs = pairRefs.Select((x, i) => new JudgedPair(x.Problem, x.Right, x.Wrong, x.RightIsA, pairVerdicts[i]))
             .Where(x => !double.IsNaN(x.Verdict.Probability)).ToArray();
-        int tooLong = answerRefs.Count - answers.Length + pairRefs.Count - pairs.Length;
+        int unjudged = answerRefs.Count - answers.Length + pairRefs.Count - pairs.Length;
         var p = answers.Select(a => a.Verdict.Probability).ToArray();
         var y = answers.Select(a => a.Correct).ToArray();
         return new JudgeEvalReport(policy, answers, pairs,
@@ -135,7 +135,7 @@ public static class JudgeEvaluation
             MeanYesOnCorrect: MeanOrNaN(answers.Where(a => a.Correct).Select(a => a.Verdict.Probability)),
             MeanYesOnWrong: MeanOrNaN(answers.Where(a => !a.Correct).Select(a => a.Verdict.Probability)),
             MeanVerdictMass: MeanOrNaN(answers.Select(a => a.Verdict.Mass).Concat(pairs.Select(x => x.Verdict.Mass))),
-            Calibration: JudgeMetrics.Bins(p, y, options.CalibrationBins), TooLong: tooLong);
+            Calibration: JudgeMetrics.Bins(p, y, options.CalibrationBins), Unjudged: unjudged);
     }
 
     private static int FirstIndex<T>(IReadOnlyList<T> items, Func<T, bool> match)

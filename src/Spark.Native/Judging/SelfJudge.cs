@@ -138,27 +138,32 @@ public sealed class SelfJudge
         // a prompt longer than the context cannot be judged: its verdict is undefined (NaN), not an error
         var fits = Enumerable.Range(0, ids.Length).Where(i => ids[i].Count <= _model.Config.MaxPositions).ToArray();
         Array.Fill(verdicts, Unjudged);
-        if (fits.Length == 0) return verdicts;
-        var logits = _model.NextTokenLogits([.. fits.Select(i => ids[i])], _maxTokensPerForward);
-        for (int f = 0; f < fits.Length; f++)
-            verdicts[fits[f]] = FromLogits(logits.Row(f), tokens.Positive, tokens.Negative) with { Reasoning = reasoning[fits[f]] };
+        // 64 prompts at a time, each row reduced to its verdict at once: never more than 64 vocabulary rows in memory
+        foreach (var chunk in fits.Chunk(64))
+        {
+            var logits = _model.NextTokenLogits([.. chunk.Select(i => ids[i])], _maxTokensPerForward);
+            for (int f = 0; f < chunk.Length; f++)
+                verdicts[chunk[f]] = FromLogits(logits.Row(f), tokens.Positive, tokens.Negative) with { Reasoning = reasoning[chunk[f]] };
+        }
         return verdicts;
     }
 
     /// <summary>
     /// The generative judge's reasoning for each prompt: greedy decoding until it writes the verdict prefix (the text
-    /// before it), or the whole text when it does not within <see cref="SelfJudgeOptions.ReasoningTokens"/>; null for a
-    /// prompt that leaves no room in the context.
+    /// before it), or the whole text when it does not within <see cref="SelfJudgeOptions.ReasoningTokens"/> (fewer when
+    /// the context has less room: the prefix must still fit after the reasoning); null (no reasoning) for a prompt that
+    /// leaves no room for it.
     /// </summary>
     private string?[] Reason(int[][] prompts)
     {
         var reasoning = new string?[prompts.Length];
-        var room = Enumerable.Range(0, prompts.Length).Where(i => prompts[i].Length < _model.Config.MaxPositions).ToArray();
+        int Budget(int i) => Math.Min(_reasoningTokens, _model.Config.MaxPositions - prompts[i].Length - _prefix.Length);
+        var room = Enumerable.Range(0, prompts.Length).Where(i => Budget(i) >= 1).ToArray();
         if (room.Length == 0) return reasoning;
         var engine = new RolloutEngine(_model, new RolloutOptions { Slots = 64, SkipSpecialTokens = SkipSpecialTokens.Yes }, _tokenizer);
         var samples = engine.Run([.. room.Select(i => new RolloutRequest
         {
-            Prompt = prompts[i], Temperature = 0, MaxCompletionTokens = _reasoningTokens, StopStrings = [_prefixText],
+            Prompt = prompts[i], Temperature = 0, MaxCompletionTokens = Budget(i), StopStrings = [_prefixText],
         })]).Samples;
         for (int r = 0; r < room.Length; r++) reasoning[room[r]] = samples[r].Text ?? "";
         return reasoning;

@@ -29,6 +29,8 @@ public class SelfJudgeCliTests(TinyJudgeModel tiny) : IClassFixture<TinyJudgeMod
         Assert.Equal(1, summary["reflect"]!["rounds"]!.GetValue<int>());
         Assert.InRange(summary["best_of"]!["best_of_accuracy"]!.GetValue<double>(), 0, summary["best_of"]!["pass_at_n"]!.GetValue<double>());
 
+        Assert.Contains("does not apply to --judge", CliTests.Spark([.. common, "--judge", "--out", dir.File("x.jsonl")]).Err, StringComparison.Ordinal);
+        Assert.Contains("--top-p and --top-k do not apply", CliTests.Spark([.. common, "--best-of", "2", "--top-p", "0.9"]).Err, StringComparison.Ordinal);
         var bad = CliTests.Spark([.. common, "--best-of", "0"]);
         Assert.Equal(1, bad.Code);
         Assert.Equal("error: --best-of is 0; expected ≥ 1", bad.Err.Trim());

@@ -104,6 +104,12 @@ public class DemoTests
         Assert.Equal(["phase", "after_sft", "after_grpo", "after_spark"], table.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')[0]));
         Assert.Contains(" ± ", table, StringComparison.Ordinal);
         Assert.Contains("distinct seeds", Assert.Throws<SparkException>(() => DemoSeeds.Run(new DemoOptions { OutputDirectory = dir.Path, Preset = preset }, [1, 1])).Message, StringComparison.Ordinal);
+        // bad settings fail before the earlier seeds folder is replaced
+        Assert.Contains("group size is 1", Assert.Throws<SparkException>(() => DemoSeeds.Run(new DemoOptions
+        {
+            OutputDirectory = comparison.RunDirectory, Preset = preset with { GroupSize = 1 }, Device = DemoDevice.Cpu,
+        }, [4])).Message, StringComparison.Ordinal);
+        Assert.True(File.Exists(comparison.ComparisonPath));
     }
 
     [Fact]

@@ -214,7 +214,7 @@ public class JudgeEvaluationTests(TinyJudgeModel tiny) : IClassFixture<TinyJudge
         var y = report.Answers.Select(a => a.Correct).ToArray();
         Assert.Equal(JudgeMetrics.Accuracy(p, y), report.PointwiseAccuracy);
         Assert.Equal(JudgeMetrics.ExpectedCalibrationError(p, y), report.CalibrationError);
-        Assert.Equal(0, report.TooLong);
+        Assert.Equal(0, report.Unjudged);
         // full reasoning shows the whole completion instead
         var full = JudgeEvaluation.Judge(policy, judge, new JudgeEvalOptions { Input = JudgeInput.FullReasoning });
         Assert.Equal(" 7", full.Answers[0].Shown);
@@ -228,7 +228,7 @@ public class JudgeEvaluationTests(TinyJudgeModel tiny) : IClassFixture<TinyJudge
         var report = JudgeEvaluation.Run(tiny.Model, tiny.Tokenizer, null, problems, EvalScorers.ByVerifierName(), judge,
             new JudgeEvalOptions { Sampling = new EvalOptions { K = 3, Temperature = 1, MaxCompletionTokens = 6, Seed = 4 } });
         Assert.Equal(8, report.Policy.Problems.Count);
-        Assert.Equal(report.Policy.Problems.Sum(p => p.Samples.Count(s => s.Answer is not null)), report.Answers.Count + report.TooLong);
+        Assert.Equal(report.Policy.Problems.Sum(p => p.Samples.Count(s => s.Answer is not null)), report.Answers.Count + report.Unjudged);
         Assert.All(report.Answers, a => Assert.InRange(a.Verdict.Probability, 0, 1));
         var metrics = report.Metrics();
         Assert.Equal(report.PointwiseAccuracy, metrics["judge_pointwise_accuracy"]);

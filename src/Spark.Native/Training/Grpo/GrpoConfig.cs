@@ -158,6 +158,7 @@ public sealed class GrpoConfig
         new("spark.max_reflection_items", ConfigValueKind.Integer, 0L, "Most reflection items recycled per task batch; 0 = half a batch (the reference).", Min: 0),
         new("spark.templates", ConfigValueKind.String, null, "Template pools: a folder with pointwise.json, pairwise.json and reflection.json, or a built-in pool: builtin (templates/spark, the default) or terse (templates/spark-terse, for tiny models with short contexts).", Nullable: true),
         new("spark.verdict_prefix", ConfigValueKind.String, "\\boxed{", "What a judge answer starts with; the held-out judge evaluation reads P(Yes) from the token after it.", Nullable: false),
+        new("spark.judge_reasoning_tokens", ConfigValueKind.Integer, 0L, "Held-out judge evaluation: 0 reads the verdict right after the judge prompt and spark.verdict_prefix; N lets the judge write up to N tokens of its own working first (greedy).", Min: 0),
         new("spark.max_prompt_tokens", ConfigValueKind.Integer, 0L, "Recycled prompts longer than this many tokens are left out; 0 = the model's context minus algorithm.max_completion_tokens.", Min: 0),
     ];
 
@@ -368,7 +369,7 @@ public sealed class GrpoConfig
         int half = Math.Max(1, options.PromptsPerStep / 2);
         var recycling = new Recycling.RecyclingOptions
         {
-            JudgeInput = String("spark.judge_input") == "full_reasoning" ? Recycling.JudgeInput.FullReasoning : Recycling.JudgeInput.AnswerOnly,
+            JudgeInput = JudgeInput,
             MixedPointwiseShare = Number("spark.mixed_pointwise_share"), ReflectionFullShare = Number("spark.reflection_full_share"),
             MaxJudgeItems = Int("spark.max_judge_items") is > 0 and var j ? checked((int)j) : half,
             MaxReflectionItems = Int("spark.max_reflection_items") is > 0 and var r ? checked((int)r) : half,
@@ -387,8 +388,15 @@ public sealed class GrpoConfig
     /// <summary>The template pool of recycling and judging (spark.templates).</summary>
     public Recycling.TemplatePool TemplatePool => (string?)_values["spark.templates"] is { } dir ? Recycling.TemplatePool.Resolve(dir) : Recycling.TemplatePool.BuiltIn;
 
-    /// <summary>spark.verdict_prefix.</summary>
-    public string VerdictPrefix => String("spark.verdict_prefix");
+    /// <summary>What judge items and the held-out judge show of an answer (spark.judge_input).</summary>
+    public Recycling.JudgeInput JudgeInput =>
+        String("spark.judge_input") == "full_reasoning" ? Recycling.JudgeInput.FullReasoning : Recycling.JudgeInput.AnswerOnly;
+
+    /// <summary>How the held-out judge is asked: spark.verdict_prefix and spark.judge_reasoning_tokens.</summary>
+    public Judging.SelfJudgeOptions JudgeOptions => new()
+    {
+        VerdictPrefix = String("spark.verdict_prefix"), ReasoningTokens = checked((int)Int("spark.judge_reasoning_tokens")),
+    };
 
     /// <summary>The checkpoint folder to resume from (run.resume), or null for a new run.</summary>
     public string? Resume => (string?)_values["run.resume"];

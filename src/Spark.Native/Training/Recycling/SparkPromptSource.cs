@@ -209,7 +209,7 @@ public sealed class SparkPromptSource : ICheckpointedPromptSource
     public void LoadState(string checkpointDirectory)
     {
         string path = Path.Combine(checkpointDirectory, StateFile);
-        if (!File.Exists(path)) throw new SparkException($"{path}: missing; the checkpoint was not written by a SPARK run (spark.mode must match the saved run's)");
+        if (!File.Exists(path)) throw new SparkException($"{path}: missing; this checkpoint holds no SPARK recycle cache (written by an older version, or a copy without the file), so the run cannot resume exactly");
         var lines = File.ReadAllLines(path);
         JsonObject Parse(int i)
         {
