@@ -55,25 +55,24 @@ internal static class CliApp
     private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
 
     /// <summary>Parses "1,2,3" into token ids; the option name is used in errors.</summary>
-    public static int[] ParseIds(string text, string option)
-    {
-        var parts = text.Split(',', StringSplitOptions.TrimEntries);
-        var ids = new int[parts.Length];
-        for (int i = 0; i < parts.Length; i++)
-            if (!int.TryParse(parts[i], out ids[i]) || ids[i] < 0)
-                throw new SparkException($"{option}: '{parts[i]}' in \"{text}\" is not a token id (expected non-negative integers separated by commas)");
-        return ids;
-    }
+    public static int[] ParseIds(string text, string option) =>
+        ParseList(text, option, "a token id", (string part, out int id) => int.TryParse(part, out id) && id >= 0);
 
     /// <summary>Parses "1,2,3" into seeds; the option name is used in errors.</summary>
-    public static ulong[] ParseSeeds(string text, string option)
+    public static ulong[] ParseSeeds(string text, string option) =>
+        ParseList(text, option, "a seed", (string part, out ulong seed) =>
+            ulong.TryParse(part, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out seed));
+
+    private delegate bool TryParse<T>(string part, out T value);
+
+    private static T[] ParseList<T>(string text, string option, string what, TryParse<T> parse)
     {
         var parts = text.Split(',', StringSplitOptions.TrimEntries);
-        var seeds = new ulong[parts.Length];
+        var values = new T[parts.Length];
         for (int i = 0; i < parts.Length; i++)
-            if (!ulong.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out seeds[i]))
-                throw new SparkException($"{option}: '{parts[i]}' in \"{text}\" is not a seed (expected non-negative integers separated by commas)");
-        return seeds;
+            if (!parse(parts[i], out values[i]))
+                throw new SparkException($"{option}: '{parts[i]}' in \"{text}\" is not {what} (expected non-negative integers separated by commas)");
+        return values;
     }
 
     public static string FormatBytes(long bytes) => bytes switch

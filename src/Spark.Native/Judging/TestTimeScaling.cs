@@ -254,17 +254,11 @@ public static class TestTimeScaling
         return new Attempt(sample.Text ?? "", score.Answer, score.Reward >= 1);
     }
 
-    /// <summary>Samples <paramref name="samples"/> completions per problem in one continuously batched run, in request order.</summary>
+    /// <summary>Samples <paramref name="samples"/> completions per prompt (the evaluator's rollout run), in request order.</summary>
     private static IReadOnlyList<RolloutSample> Sample(SparkModel model, Tokenizer tokenizer, IReadOnlyList<int[]> prompts,
-        int samples, float temperature, TestTimeOptions options, ulong seed)
-    {
-        if (prompts.Count == 0) return [];
-        var requests = prompts.Select((p, i) => new RolloutRequest
+        int samples, float temperature, TestTimeOptions options, ulong seed) =>
+        prompts.Count == 0 ? [] : Evaluator.Sample(model, tokenizer, prompts, samples, new EvalOptions
         {
-            Prompt = p, Samples = samples, Temperature = temperature, MaxCompletionTokens = options.MaxCompletionTokens,
-            Seed = CounterRng.Next(seed, (ulong)i),
-        }).ToArray();
-        var engine = new RolloutEngine(model, new RolloutOptions { Slots = options.Slots, Seed = seed, SkipSpecialTokens = SkipSpecialTokens.Yes }, tokenizer);
-        return engine.Run(requests).Samples;
-    }
+            Temperature = temperature, MaxCompletionTokens = options.MaxCompletionTokens, Slots = options.Slots, Seed = seed,
+        }).Samples;
 }

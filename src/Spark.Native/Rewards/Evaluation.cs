@@ -217,22 +217,7 @@ public static class Evaluator
         var selected = options.Limit is { } limit ? problems.Take(limit).ToArray() : problems.ToArray();
         int k = options.EffectiveK;
         var builder = new RlPromptBuilder(tokenizer, template);
-        var requests = new RolloutRequest[selected.Length];
-        for (int p = 0; p < selected.Length; p++)
-        {
-            requests[p] = new RolloutRequest
-            {
-                Prompt = builder.Build(selected[p]).Ids,
-                Samples = k,
-                Temperature = options.Temperature,
-                TopK = options.TopK,
-                TopP = options.TopP,
-                MaxCompletionTokens = options.MaxCompletionTokens,
-                Seed = CounterRng.Next(options.Seed, (ulong)p),
-            };
-        }
-        var engine = new RolloutEngine(model, new RolloutOptions { Slots = options.Slots, Seed = options.Seed, SkipSpecialTokens = SkipSpecialTokens.Yes }, tokenizer);
-        var rollout = engine.Run(requests, onProgress);
+        var rollout = Sample(model, tokenizer, [.. selected.Select(p => builder.Build(p).Ids)], k, options, onProgress);
 
         var results = new EvalProblemResult[selected.Length];
         for (int p = 0; p < selected.Length; p++)
@@ -263,6 +248,23 @@ public static class Evaluator
             MeanCompletionTokens: EvalMetrics.MeanLength(all.Select(s => s.Tokens)),
             TruncatedFraction: all.Length == 0 ? 0 : all.Count(s => s.Truncated) / (double)all.Length,
             rollout.Stats);
+    }
+
+    /// <summary>
+    /// <paramref name="samples"/> completions of each prompt in one continuously batched rollout run (results in request
+    /// order, special tokens left out of the text), sampled as <paramref name="options"/> says (temperature, top-k,
+    /// top-p, length, slots); request p draws from the stream (seed, p). Evaluation and test-time scaling share it.
+    /// </summary>
+    internal static RolloutResult Sample(SparkModel model, Tokenizer tokenizer, IReadOnlyList<int[]> prompts, int samples, EvalOptions options,
+        Action<RolloutProgress>? onProgress = null)
+    {
+        var requests = prompts.Select((ids, p) => new RolloutRequest
+        {
+            Prompt = ids, Samples = samples, Temperature = options.Temperature, TopK = options.TopK, TopP = options.TopP,
+            MaxCompletionTokens = options.MaxCompletionTokens, Seed = CounterRng.Next(options.Seed, (ulong)p),
+        }).ToArray();
+        var engine = new RolloutEngine(model, new RolloutOptions { Slots = options.Slots, Seed = options.Seed, SkipSpecialTokens = SkipSpecialTokens.Yes }, tokenizer);
+        return engine.Run(requests, onProgress);
     }
 }
 

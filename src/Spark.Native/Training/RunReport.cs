@@ -186,9 +186,6 @@ public static class RunReport
         return html.ToString();
     }
 
-    /// <summary>One metric against the step as an inline SVG: axes with tick labels, the curve broken at non-finite values.</summary>
-    internal static string Chart(string name, IReadOnlyList<(double X, double Y)> points) => Chart(name, [new Series(null, points)]);
-
     /// <summary>
     /// Several lines of one metric on shared axes, each broken at non-finite values, with a legend when they are
     /// labelled.

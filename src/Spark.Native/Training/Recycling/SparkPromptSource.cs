@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Spark.Native.Generation;
 using Spark.Native.Rewards;
@@ -213,8 +212,8 @@ public sealed class SparkPromptSource : ICheckpointedPromptSource
         var lines = File.ReadAllLines(path);
         JsonObject Parse(int i)
         {
-            try { return JsonNode.Parse(lines[i]) as JsonObject ?? throw new SparkException($"{path}:{i + 1}: expected a JSON object"); }
-            catch (JsonException e) { throw new SparkException($"{path}:{i + 1}: not valid JSON ({e.Message})"); }
+            try { return IO.JsonLine.ParseObject(System.Text.Encoding.UTF8.GetBytes(lines[i])); }
+            catch (SparkException e) { throw new SparkException($"{path}:{i + 1}: {e.Message}"); }
         }
         string Text(JsonObject o, string field, int i) =>
             o[field] is JsonValue v && v.TryGetValue(out string? value) ? value : throw new SparkException($"{path}:{i + 1}: field \"{field}\" must be a string");
